@@ -1,0 +1,10 @@
+"""snnjax: memory-efficient training rules for spiking neural networks in JAX."""
+
+from snnjax import losses as losses
+from snnjax import models as models
+from snnjax import neuron as neuron
+from snnjax import rules as rules
+from snnjax import surrogate as surrogate
+from snnjax.neuron import LIFParams as LIFParams
+
+__version__ = "0.1.0"

@@ -1,0 +1,29 @@
+"""Spiking models: per-time-step flax modules that train under every rule."""
+
+from snnjax.models.base import ConvUnit as ConvUnit
+from snnjax.models.base import DenseUnit as DenseUnit
+from snnjax.models.base import SpikingSequential as SpikingSequential
+from snnjax.models.zoo import VGG11_CFG as VGG11_CFG
+from snnjax.models.zoo import cnn as cnn
+from snnjax.models.zoo import mlp as mlp
+from snnjax.models.zoo import vgg11_sws as vgg11_sws
+
+_REGISTRY = {"mlp": mlp, "cnn": cnn, "vgg11_sws": vgg11_sws}
+
+
+def names() -> tuple[str, ...]:
+    """The model names accepted by :func:`get` and the CLI."""
+    return tuple(_REGISTRY)
+
+
+def register(name: str, factory) -> None:
+    """Make ``factory(num_classes=..., **kwargs)`` available as ``get(name)``."""
+    _REGISTRY[name] = factory
+
+
+def get(name: str, num_classes: int, **kwargs) -> SpikingSequential:
+    """A model by name (``"vgg11-sws"`` and ``"vgg11_sws"`` both work)."""
+    key = name.replace("-", "_").lower()
+    if key not in _REGISTRY:
+        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(_REGISTRY)}")
+    return _REGISTRY[key](num_classes=num_classes, **kwargs)

@@ -1,0 +1,45 @@
+"""Training rules: how gradients flow through time, each a :class:`Rule` value."""
+
+from snnjax.rules.base import Aux as Aux
+from snnjax.rules.base import BlockSpec as BlockSpec
+from snnjax.rules.base import Forward as Forward
+from snnjax.rules.base import Rule as Rule
+from snnjax.rules.bptt import bptt as bptt
+from snnjax.rules.local import local as local
+from snnjax.rules.ottt import ottt as ottt
+from snnjax.rules.ottt import ottt_a as ottt_a
+from snnjax.rules.ottt import ottt_o as ottt_o
+from snnjax.rules.sltt import select_steps as select_steps
+from snnjax.rules.sltt import sltt as sltt
+from snnjax.rules.sltt import sltt_k as sltt_k
+from snnjax.rules.tbptt import tbptt as tbptt
+
+NAMES = ("bptt", "tbptt", "local", "tbptt-local", "sltt", "sltt-k", "ottt-a", "ottt-o")
+
+
+def by_name(
+    name: str, *, window: int = 2, block_size: int = 1, K: int = 1, online: bool = False
+) -> Rule:
+    """Build a rule from its CLI name and the rules' parameters.
+
+    ``tbptt`` uses ``window`` (and ``online``); ``local`` wraps BPTT and ``tbptt-local`` wraps
+    TBPTT(window), both with ``block_size``; ``sltt-k`` uses ``K``.
+    """
+    key = name.replace("_", "-").lower()
+    if key == "bptt":
+        return bptt()
+    if key == "tbptt":
+        return tbptt(window, online=online)
+    if key == "local":
+        return local(bptt(), block_size=block_size)
+    if key == "tbptt-local":
+        return local(tbptt(window, online=online), block_size=block_size)
+    if key == "sltt":
+        return sltt()
+    if key == "sltt-k":
+        return sltt_k(K)
+    if key == "ottt-a":
+        return ottt(online=False)
+    if key == "ottt-o":
+        return ottt(online=True)
+    raise ValueError(f"unknown rule {name!r}; choose one of {', '.join(NAMES)}")

@@ -1,0 +1,296 @@
+"""The rule interface shared by every training rule, and the forward pass rules drive.
+
+A rule is a :class:`Rule` value (like an optax ``GradientTransformation``): a name and pure
+functions, built by a factory (``bptt()``, ``tbptt(k=4)``, ``sltt()``, ``sltt_k(K=2)``,
+``ottt(online=False)``, ``local(inner=..., block_size=2)``). Every rule is used the same way:
+
+    loss, aux, grads = rule.value_and_grad(model, params, state, xs, ys, loss=..., key=...)
+    params, opt_state, state, loss, out = rule.update(model, params, opt_state, state, xs, ys,
+                                                      loss=..., key=..., optimizer=...)
+
+with ``xs [T, B, ...]`` (time-major) and ``ys [B]`` integer labels. ``state`` holds the
+persistent collections (BatchNorm's ``batch_stats``); neuron potentials and traces start at 0
+for every batch. The training step never branches on which rule it has.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, NamedTuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+
+from snnjax.losses import Loss
+
+__all__ = ["Rule", "Forward", "Aux", "BlockSpec", "TRANSIENT", "windowed_grad", "tree_zeros"]
+
+PyTree = Any
+TRANSIENT = ("neuron", "trace")  # reset to zero for every batch
+
+
+class Aux(NamedTuple):
+    """What a rule returns besides loss and gradients.
+
+    Attributes:
+      outputs: the readout's logits at every step, ``[T, B, C]`` (last head under Local).
+      state: the updated persistent collections (e.g. ``{"batch_stats": ...}``).
+    """
+
+    outputs: jax.Array
+    state: PyTree
+
+
+def tree_zeros(tree: PyTree) -> PyTree:
+    return jax.tree.map(jnp.zeros_like, tree)
+
+
+def _tree_add(a: PyTree, b: PyTree) -> PyTree:
+    return jax.tree.map(jnp.add, a, b)
+
+
+@dataclasses.dataclass(frozen=True)
+class BlockSpec:
+    """Where Local learning cuts the model: every ``block_size`` units, or at ``boundaries``.
+
+    ``boundaries=(2, 4)`` on a 6-unit model gives blocks [0, 2), [2, 4), [4, 6).
+    """
+
+    block_size: int | None = None
+    boundaries: tuple[int, ...] | None = None
+
+    def __post_init__(self):
+        if (self.block_size is None) == (self.boundaries is None):
+            raise ValueError("Local blocks: give exactly one of block_size or boundaries")
+        if self.block_size is not None and self.block_size < 1:
+            raise ValueError(f"Local blocks: block_size must be >= 1, got {self.block_size}")
+
+    def ranges(self, num_units: int) -> tuple[tuple[int, int], ...]:
+        if self.boundaries is not None:
+            cuts = tuple(int(b) for b in self.boundaries)
+            if any(not 0 < b < num_units for b in cuts) or list(cuts) != sorted(set(cuts)):
+                raise ValueError(
+                    f"Local blocks: boundaries {cuts} must be strictly increasing and inside "
+                    f"the model's units (0, {num_units})"
+                )
+        else:
+            cuts = tuple(range(self.block_size, num_units, self.block_size))
+        edges = (0, *cuts, num_units)
+        return tuple(zip(edges[:-1], edges[1:]))
+
+
+@dataclasses.dataclass(frozen=True)
+class Forward:
+    """How a rule runs the model for one step: train mode, OTTT traces on, Local blocks."""
+
+    model: nn.Module
+    train: bool = True
+    traced: bool = False
+    blocks: tuple[tuple[int, int], ...] | None = None
+
+    @property
+    def transient(self) -> tuple[str, ...]:
+        return ("neuron", "trace") if self.traced else ("neuron",)
+
+    def _apply(self, variables, x_t, key, mutable):
+        rngs = {"dropout": key} if (self.train and key is not None) else {}
+        return self.model.apply(
+            variables, x_t, train=self.train, blocks=self.blocks, rngs=rngs, mutable=mutable
+        )
+
+    def init_carry(self, params: PyTree, state: PyTree, x0: jax.Array) -> dict:
+        """Zero neuron state (and traces) for this batch, plus the persistent ``state``."""
+        mutable = list(self.transient) + list(state)
+        shapes = jax.eval_shape(
+            lambda: self._apply({"params": params, **state}, x0, jax.random.key(0), mutable)[1]
+        )
+        zeros = lambda s: jnp.zeros(s.shape, s.dtype)  # noqa: E731
+        carry = {c: jax.tree.map(zeros, shapes[c]) for c in self.transient if c in shapes}
+        return {**carry, **state}
+
+    def step(self, params: PyTree, carry: dict, x_t: jax.Array, key) -> tuple[tuple, dict]:
+        """One time step: ``(heads, carry)``; ``heads`` is a tuple of logits ``[B, C]``."""
+        outs, new = self._apply({"params": params, **carry}, x_t, key, list(carry))
+        outs = outs if isinstance(outs, tuple) else (outs,)
+        # Keep the carry's dtypes (e.g. float32 BatchNorm statistics under float64 inputs),
+        # as lax.scan requires.
+        new = jax.tree.map(lambda n, c: n.astype(c.dtype), dict(new), {k: carry[k] for k in new})
+        return outs, {**carry, **new}
+
+    def run(self, params, carry, xs, key):
+        """Scan :meth:`step` over ``xs [T, ...]``: ``(carry, heads)``, each head ``[T, B, C]``."""
+
+        def body(c, x_t):
+            outs, c = self.step(params, c, x_t, key)
+            return c, outs
+
+        return jax.lax.scan(body, carry, xs)
+
+
+def _heads_loss(loss: Loss, heads: tuple, ys: jax.Array, T: int) -> jax.Array:
+    """Per-step loss summed over a chunk of steps and over heads, divided by the full T."""
+    per_head = [jax.vmap(loss.step, in_axes=(0, None))(o, ys).sum() for o in heads]
+    return sum(per_head) / T
+
+
+def windowed_grad(
+    fwd: Forward,
+    params: PyTree,
+    state: PyTree,
+    xs: jax.Array,
+    ys: jax.Array,
+    *,
+    loss: Loss,
+    key,
+    window: int,
+    selected: jax.Array | None = None,
+    optimizer: optax.GradientTransformation | None = None,
+    opt_state: PyTree = None,
+):
+    """The engine of every rule that cuts time: gradients computed *inside* the time loop.
+
+    ``xs`` is split into windows of ``window`` steps (a shorter last one if needed). A
+    ``lax.scan`` over windows carries (neuron state, gradient sum, loss sum[, params,
+    optimizer state]); its body takes ``value_and_grad`` of one window's loss with the
+    incoming state as a constant, so stored residuals cover one window: memory O(window),
+    not O(T). ``window=1`` is SLTT/OTTT, ``window=T`` is BPTT.
+
+    Args:
+      selected: optional bool ``[T]`` (window 1 only): backward only where True, via
+        ``lax.cond`` so that other steps really skip it (SLTT-K).
+      optimizer: if given, apply it after every window (OTTT_O, TBPTT with online updates).
+
+    Returns:
+      ``(loss, Aux, grad_sum, params, opt_state)``; loss is Σ over all T steps.
+    """
+    T = xs.shape[0]
+    carry0 = fwd.init_carry(params, state, xs[0])
+
+    def window_loss(p, carry, xw):
+        carry, heads = fwd.run(p, carry, xw, key)
+        return _heads_loss(loss, heads, ys, T), (heads[-1], carry)
+
+    value_and_grad = jax.value_and_grad(window_loss, has_aux=True)
+
+    def forward_backward(p, carry, xw):
+        (value, aux), g = value_and_grad(p, carry, xw)
+        return value, aux, g
+
+    def forward_only(p, carry, xw):
+        value, aux = window_loss(p, carry, xw)
+        return value, aux, tree_zeros(p)
+
+    def body(acc, inputs):
+        p, o_state, carry, g_sum, l_sum = acc
+        xw, sel = inputs
+        if sel is None:
+            value, (out, carry), g = forward_backward(p, carry, xw)
+        else:
+            value, (out, carry), g = jax.lax.cond(sel, forward_backward, forward_only, p, carry, xw)
+        if optimizer is not None:
+            updates, o_state = optimizer.update(g, o_state, p)
+            p = optax.apply_updates(p, updates)
+        return (p, o_state, carry, _tree_add(g_sum, g), l_sum + value), out
+
+    n_full, rest = divmod(T, window)
+    acc = (params, opt_state, carry0, tree_zeros(params), jnp.zeros((), jnp.result_type(float)))
+    windows = xs[: n_full * window].reshape(n_full, window, *xs.shape[1:])
+    sel = None if selected is None else selected[: n_full * window].reshape(n_full, window)[:, 0]
+    acc, outs = jax.lax.scan(body, acc, (windows, sel))
+    outs = outs.reshape(n_full * window, *outs.shape[2:])
+    if rest:
+        last_sel = None if selected is None else selected[-1]
+        acc, out_rest = body(acc, (xs[n_full * window :], last_sel))
+        outs = jnp.concatenate([outs, out_rest], axis=0)
+    p, o_state, carry, g_sum, l_sum = acc
+    new_state = {c: carry[c] for c in state}
+    return l_sum, Aux(outs, new_state), g_sum, p, o_state
+
+
+GradFn = Callable[..., tuple]  # (fwd, params, state, xs, ys, *, loss, key) -> (loss, Aux, grads)
+OnlineFn = Callable[..., tuple]  # (..., optimizer, opt_state) -> (loss, Aux, grads, params, opt_state)
+
+
+class Rule(NamedTuple):
+    """A training rule: how gradients flow through time, as a value.
+
+    Attributes:
+      name: a short name (``"bptt"``, ``"tbptt(k=4)"``, ``"local(sltt)"``, ...).
+      grad_fn: ``(fwd, params, state, xs, ys, *, loss, key) -> (loss, Aux, grads)``.
+      online_fn: for rules that step the optimizer inside the time loop (OTTT_O, TBPTT with
+        ``online=True``): ``(fwd, ..., optimizer=, opt_state=) -> (loss, Aux, grads, params,
+        opt_state)``; None for rules that update once per batch.
+      traced: the forward pass keeps OTTT's presynaptic traces.
+      blocks: Local learning's block split, or None.
+      check: ``check(T)`` raises ValueError for an impossible setting (window > T, K > T).
+      rate_loss_ok: whether the rule can take a loss that couples all steps (BPTT only).
+      memory: the rule's training memory in T, for docs and tables ("O(T)", "O(1)", ...).
+    """
+
+    name: str
+    grad_fn: GradFn
+    online_fn: OnlineFn | None = None
+    traced: bool = False
+    blocks: BlockSpec | None = None
+    check: Callable[[int], None] = lambda T: None
+    rate_loss_ok: bool = False
+    memory: str = "O(T)"
+
+    # -- the public interface ---------------------------------------------------------
+
+    def forward(self, model: nn.Module, *, train: bool = True) -> Forward:
+        """The forward pass this rule drives on ``model``."""
+        blocks = None
+        if self.blocks is not None:
+            blocks = self.blocks.ranges(len(model.units))
+        return Forward(model, train=train, traced=self.traced, blocks=blocks)
+
+    def init(self, model: nn.Module, key, x_t: jax.Array) -> tuple[PyTree, PyTree]:
+        """Initialise ``(params, state)`` from one time step ``x_t [B, ...]``.
+
+        Under Local the parameters include the auxiliary heads.
+        """
+        fwd = self.forward(model, train=False)
+        variables = model.init(key, x_t, train=False, blocks=fwd.blocks)
+        params = variables["params"]
+        state = {k: v for k, v in variables.items() if k != "params" and k not in TRANSIENT}
+        return params, state
+
+    def validate(self, T: int, loss: Loss) -> None:
+        """Raise ValueError before compiling when the rule cannot run with this T and loss."""
+        if T < 1:
+            raise ValueError(f"T (time steps) must be >= 1, got {T}")
+        self.check(T)
+        if loss.kind != "per_step" and not self.rate_loss_ok:
+            raise ValueError(
+                f"rule {self.name} needs the per-step loss (SPEC §2); the rate loss couples all "
+                "time steps and only BPTT can use it"
+            )
+
+    def value_and_grad(self, model, params, state, xs, ys, *, loss: Loss, key=None):
+        """Loss, aux and gradients for one batch ``xs [T, B, ...]``, ``ys [B]``.
+
+        For OTTT_O this is the gradient summed over steps at fixed weights (OTTT_A's); its
+        in-loop updates happen in :meth:`update`.
+        """
+        self.validate(xs.shape[0], loss)
+        return self.grad_fn(self.forward(model), params, state, xs, ys, loss=loss, key=key)
+
+    def update(self, model, params, opt_state, state, xs, ys, *, loss, key, optimizer):
+        """One training step on a batch: ``(params, opt_state, state, loss, outputs)``."""
+        if optimizer is None:
+            raise ValueError(f"rule {self.name} needs an optax optimizer to update parameters")
+        self.validate(xs.shape[0], loss)
+        fwd = self.forward(model)
+        if self.online_fn is not None:
+            value, aux, _, params, opt_state = self.online_fn(
+                fwd, params, state, xs, ys, loss=loss, key=key,
+                optimizer=optimizer, opt_state=opt_state,
+            )
+        else:
+            value, aux, grads = self.grad_fn(fwd, params, state, xs, ys, loss=loss, key=key)
+            updates, opt_state = optimizer.update(grads, opt_state, params)
+            params = optax.apply_updates(params, updates)
+        return params, opt_state, aux.state, value, aux.outputs

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import statistics
 import time
 from typing import Any
@@ -77,22 +78,17 @@ def make_rule(cfg: TrainConfig) -> rules.Rule:
 
 
 def make_model(cfg: TrainConfig, num_classes: int):
+    """The model named by ``cfg.model``, given the config's options that its factory takes."""
     neuron = LIFParams.from_tau(
         cfg.tau, v_th=cfg.v_th, reset=cfg.reset, detach_reset=cfg.detach_reset,
         surrogate=surrogate.get(cfg.surrogate, cfg.surrogate_alpha),
     )
-    kwargs: dict[str, Any] = {"neuron": neuron}
-    name = cfg.model.replace("-", "_").lower()
-    if name == "mlp":
-        kwargs.update(hidden=tuple(cfg.hidden), dropout=cfg.dropout)
-        if cfg.norm is not None:
-            kwargs["norm"] = cfg.norm
-    elif name == "cnn":
-        kwargs["dropout"] = cfg.dropout
-        if cfg.norm is not None:
-            kwargs["norm"] = cfg.norm
-    elif name == "vgg11_sws":
-        kwargs.update(width=cfg.width, dropout=cfg.dropout)
+    options: dict[str, Any] = {
+        "neuron": neuron, "hidden": tuple(cfg.hidden), "width": cfg.width,
+        "dropout": cfg.dropout, "norm": cfg.norm,
+    }
+    accepted = inspect.signature(models.factory(cfg.model)).parameters
+    kwargs = {k: v for k, v in options.items() if k in accepted and v is not None}
     return models.get(cfg.model, num_classes, **kwargs)
 
 

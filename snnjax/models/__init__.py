@@ -21,9 +21,14 @@ def register(name: str, factory) -> None:
     _REGISTRY[name] = factory
 
 
-def get(name: str, num_classes: int, **kwargs) -> SpikingSequential:
-    """A model by name (``"vgg11-sws"`` and ``"vgg11_sws"`` both work)."""
+def factory(name: str):
+    """The factory registered as ``name`` (``"vgg11-sws"`` and ``"vgg11_sws"`` both work)."""
     key = name.replace("-", "_").lower()
     if key not in _REGISTRY:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(_REGISTRY)}")
-    return _REGISTRY[key](num_classes=num_classes, **kwargs)
+    return _REGISTRY[key]
+
+
+def get(name: str, num_classes: int, **kwargs) -> SpikingSequential:
+    """A model by name, built by its factory with ``num_classes`` and ``kwargs``."""
+    return factory(name)(num_classes=num_classes, **kwargs)

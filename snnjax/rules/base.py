@@ -35,11 +35,12 @@ class Aux(NamedTuple):
     """What a rule returns besides loss and gradients.
 
     Attributes:
-      outputs: the readout's logits at every step, ``[T, B, C]`` (last head under Local).
+      logits: the readout's logits summed over time, ``[B, C]`` (argmax is the prediction;
+        the last head under Local). Summed in the loop, so no ``[T, B, C]`` is kept.
       state: the updated persistent collections (e.g. ``{"batch_stats": ...}``).
     """
 
-    outputs: jax.Array
+    logits: jax.Array
     state: PyTree
 
 
@@ -170,7 +171,7 @@ def windowed_grad(
 
     def window_loss(p, carry, xw):
         carry, heads = fwd.run(p, carry, xw, key)
-        return _heads_loss(loss, heads, ys, T), (heads[-1], carry)
+        return _heads_loss(loss, heads, ys, T), (heads[-1].sum(axis=0), carry)
 
     value_and_grad = jax.value_and_grad(window_loss, has_aux=True)
 
@@ -182,9 +183,8 @@ def windowed_grad(
         value, aux = window_loss(p, carry, xw)
         return value, aux, tree_zeros(p)
 
-    def body(acc, inputs):
-        p, o_state, carry, g_sum, l_sum = acc
-        xw, sel = inputs
+    def body(acc, xw, sel):
+        p, o_state, carry, g_sum, l_sum, logits = acc
         if sel is None:
             value, (out, carry), g = forward_backward(p, carry, xw)
         else:
@@ -192,21 +192,25 @@ def windowed_grad(
         if optimizer is not None:
             updates, o_state = optimizer.update(g, o_state, p)
             p = optax.apply_updates(p, updates)
-        return (p, o_state, carry, _tree_add(g_sum, g), l_sum + value), out
+        return p, o_state, carry, _tree_add(g_sum, g), l_sum + value, logits + out
+
+    def scan_body(acc, i):
+        # Slice the window out of the closed-over xs: scanning over a reshaped copy of xs
+        # made XLA copy the whole input into the loop (O(T) temp memory).
+        xw = jax.lax.dynamic_slice_in_dim(xs, i * window, window)
+        sel = None if selected is None else selected[i * window]
+        return body(acc, xw, sel), None
 
     n_full, rest = divmod(T, window)
-    acc = (params, opt_state, carry0, tree_zeros(params), jnp.zeros((), jnp.result_type(float)))
-    windows = xs[: n_full * window].reshape(n_full, window, *xs.shape[1:])
-    sel = None if selected is None else selected[: n_full * window].reshape(n_full, window)[:, 0]
-    acc, outs = jax.lax.scan(body, acc, (windows, sel))
-    outs = outs.reshape(n_full * window, *outs.shape[2:])
+    value0, (logits0, _) = jax.eval_shape(window_loss, params, carry0, xs[:1])
+    zeros = lambda s: jnp.zeros(s.shape, s.dtype)  # noqa: E731
+    acc = (params, opt_state, carry0, tree_zeros(params), zeros(value0), zeros(logits0))
+    acc, _ = jax.lax.scan(scan_body, acc, jnp.arange(n_full))
     if rest:
-        last_sel = None if selected is None else selected[-1]
-        acc, out_rest = body(acc, (xs[n_full * window :], last_sel))
-        outs = jnp.concatenate([outs, out_rest], axis=0)
-    p, o_state, carry, g_sum, l_sum = acc
+        acc = body(acc, xs[n_full * window :], None if selected is None else selected[-1])
+    p, o_state, carry, g_sum, l_sum, logits = acc
     new_state = {c: carry[c] for c in state}
-    return l_sum, Aux(outs, new_state), g_sum, p, o_state
+    return l_sum, Aux(logits, new_state), g_sum, p, o_state
 
 
 GradFn = Callable[..., tuple]  # (fwd, params, state, xs, ys, *, loss, key) -> (loss, Aux, grads)
@@ -279,7 +283,10 @@ class Rule(NamedTuple):
         return self.grad_fn(self.forward(model), params, state, xs, ys, loss=loss, key=key)
 
     def update(self, model, params, opt_state, state, xs, ys, *, loss, key, optimizer):
-        """One training step on a batch: ``(params, opt_state, state, loss, outputs)``."""
+        """One training step on a batch: ``(params, opt_state, state, loss, logits)``.
+
+        ``logits`` are the readout's outputs summed over time, ``[B, C]``.
+        """
         if optimizer is None:
             raise ValueError(f"rule {self.name} needs an optax optimizer to update parameters")
         self.validate(xs.shape[0], loss)
@@ -293,4 +300,4 @@ class Rule(NamedTuple):
             value, aux, grads = self.grad_fn(fwd, params, state, xs, ys, loss=loss, key=key)
             updates, opt_state = optimizer.update(grads, opt_state, params)
             params = optax.apply_updates(params, updates)
-        return params, opt_state, aux.state, value, aux.outputs
+        return params, opt_state, aux.state, value, aux.logits

@@ -14,10 +14,10 @@ def _bptt_grad(fwd: Forward, params, state, xs, ys, *, loss, key):
 
     def total_loss(p):
         carry, heads = fwd.run(p, carry0, xs, key)
-        return sum(loss.sequence(o, ys) for o in heads), (heads[-1], carry)
+        return sum(loss.sequence(o, ys) for o in heads), (heads[-1].sum(axis=0), carry)
 
-    (value, (outputs, carry)), grads = jax.value_and_grad(total_loss, has_aux=True)(params)
-    return value, Aux(outputs, {c: carry[c] for c in state}), grads
+    (value, (logits, carry)), grads = jax.value_and_grad(total_loss, has_aux=True)(params)
+    return value, Aux(logits, {c: carry[c] for c in state}), grads
 
 
 def bptt() -> Rule:

@@ -1,10 +1,62 @@
-"""Cost of a training step: compiled memory from XLA's memory analysis."""
+"""Cost of a training step: compiled memory, analytic MACs and memory access (SPEC §7).
+
+Three figures, each for a model, a rule, a batch shape and T, without running training:
+
+- **memory**: XLA's memory analysis of the compiled training step (arguments, outputs,
+  temporaries), built from ``jax.ShapeDtypeStruct``s so nothing big is allocated
+  (:func:`step_memory`); on a GPU also the device's peak bytes in use after a real step.
+- **MACs**: multiply-accumulates of one training step, forward and backward, counted per
+  layer and per time step from the model's synapses (:func:`trace_layers`, :func:`count_macs`),
+  plus a spike-driven accumulate (AC) count from measured firing rates. XLA's
+  ``cost_analysis()`` cannot be used: it counts a ``lax.scan`` body once, whatever T is.
+- **memory access**: bytes read and written by one training step, counted analytically
+  (:func:`count_memory_access`; the counting rules are in its docstring).
+
+:func:`measure` gives all of them as one flat dict (used by ``snnjax bench`` and experiments).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
+import math
+import re
+import statistics
+import time
+from typing import Any, Callable, Mapping, Sequence
 
-__all__ = ["compiled_memory"]
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.interpreters import ad
+
+from snnjax import layers as layers_lib
+from snnjax.losses import Loss, per_step
+from snnjax.rules.base import Forward, Rule
+from snnjax.train import Trainer
+
+__all__ = [
+    "compiled_memory",
+    "default_optimizer",
+    "Layer",
+    "Schedule",
+    "dense_macs",
+    "conv_macs",
+    "trace_layers",
+    "schedule",
+    "count_macs",
+    "count_memory_access",
+    "firing_rates",
+    "abstract_batch",
+    "lower_step",
+    "step_memory",
+    "device_peak_bytes",
+    "time_step",
+    "measure",
+]
+
+PyTree = Any
 
 
 def compiled_memory(lowered_or_compiled: Any) -> dict[str, int]:
@@ -30,3 +82,610 @@ def compiled_memory(lowered_or_compiled: Any) -> dict[str, int]:
     }
     out["memory_bytes"] = out["temp_bytes"] + out["argument_bytes"] + out["output_bytes"]
     return out
+
+
+def default_optimizer() -> optax.GradientTransformation:
+    """The optimizer cost figures assume unless told otherwise: SGD, momentum 0.9 (OTTT/SLTT)."""
+    return optax.sgd(0.1, momentum=0.9)
+
+
+# ---------------------------------------------------------------------------- the layers
+
+
+@dataclasses.dataclass(frozen=True)
+class Layer:
+    """One op of the model's per-step forward pass, as the counts see it.
+
+    Attributes:
+      path: the flax module path, e.g. ``"units_0/Dense_0"``.
+      kind: ``"dense"``, ``"conv"`` (synapses), ``"neuron"``, ``"norm"`` or ``"pool"``.
+      in_shape: input of one step, ``[B, ...]``.
+      out_shape: output of one step, ``[B, ...]``.
+      kernel_shape: the synapse's kernel (``[D, F]`` or ``[kh, kw, C, F]``), else None.
+      macs: forward multiply-accumulates of one step for the whole batch (synapses only).
+      input_grad: the backward pass propagates a gradient to this op's input (False for the
+        synapse on the raw input and for the first synapse after a Local block cut).
+      spiking_input: the input is derived from spikes (False only on the raw input).
+      traced: under a traced rule (OTTT) this synapse keeps a presynaptic trace.
+      param_elems: number of parameters of the op (kernel and bias of a synapse).
+      itemsize: bytes of one activation element.
+    """
+
+    path: str
+    kind: str
+    in_shape: tuple[int, ...]
+    out_shape: tuple[int, ...]
+    kernel_shape: tuple[int, ...] | None = None
+    macs: int = 0
+    input_grad: bool = True
+    spiking_input: bool = True
+    traced: bool = False
+    param_elems: int = 0
+    itemsize: int = 4
+
+    @property
+    def in_elems(self) -> int:
+        return math.prod(self.in_shape)
+
+    @property
+    def out_elems(self) -> int:
+        return math.prod(self.out_shape)
+
+    @property
+    def is_synapse(self) -> bool:
+        return self.kind in ("dense", "conv")
+
+
+def dense_macs(batch: int, d_in: int, d_out: int) -> int:
+    """MACs of ``[batch, d_in] @ [d_in, d_out]``: ``batch·d_in·d_out``."""
+    return batch * d_in * d_out
+
+
+def conv_macs(
+    batch: int, out_h: int, out_w: int, kernel_h: int, kernel_w: int, c_in: int, c_out: int
+) -> int:
+    """MACs of a 2-D conv: every output position times the kernel volume (padding included).
+
+    ``batch·out_h·out_w·c_out·kernel_h·kernel_w·c_in``.
+    """
+    return batch * out_h * out_w * c_out * kernel_h * kernel_w * c_in
+
+
+_KINDS: tuple[tuple[type, str], ...] = (
+    (layers_lib.Dense, "dense"),
+    (layers_lib.Conv, "conv"),
+    (layers_lib.LIF, "neuron"),
+    (nn.BatchNorm, "norm"),
+    (layers_lib.AvgPool, "pool"),
+    (layers_lib.MaxPool, "pool"),
+)
+
+
+def _kind(module: nn.Module) -> str | None:
+    for cls, kind in _KINDS:
+        if isinstance(module, cls):
+            return kind
+    return None
+
+
+def _lookup(tree: Mapping, path: tuple[str, ...]) -> Mapping | None:
+    for name in path:
+        if not isinstance(tree, Mapping) or name not in tree:
+            return None
+        tree = tree[name]
+    return tree
+
+
+def _record_calls(model, variables, x_t, blocks, params):
+    """Trace one step under ``jax.jvp`` in ``params``; record every leaf op's call.
+
+    An op's input depends differentiably on the parameters exactly when it is a ``JVPTracer``
+    of this jvp: the raw input is not, and ``stop_gradient`` (Local's block cuts) returns a
+    plain value, so this tells which ops need an input gradient without a per-model table.
+    """
+    calls = []
+
+    def interceptor(next_fun, args, kwargs, context):
+        kind = _kind(context.module) if context.method_name == "__call__" else None
+        out = next_fun(*args, **kwargs)
+        if kind is not None:
+            x = args[0]
+            calls.append(
+                dict(
+                    path=tuple(context.module.path),
+                    kind=kind,
+                    in_shape=tuple(x.shape),
+                    out_shape=tuple(out.shape),
+                    dtype=jnp.dtype(x.dtype),
+                    depends=isinstance(x, ad.JVPTracer),
+                    traced=bool(getattr(context.module, "traced", False)),
+                )
+            )
+        return out
+
+    def step(p, v, x):
+        with nn.intercept_methods(interceptor):
+            out, _ = model.apply(
+                {**v, "params": p}, x, train=False, blocks=blocks, mutable=["neuron"]
+            )
+        return out
+
+    # The input is an argument of the trace but not of the jvp: it carries no tangent.
+    jax.eval_shape(
+        lambda p, v, x: jax.jvp(lambda q: step(q, v, x), (p,), (p,)), params, variables, x_t
+    )
+    return calls
+
+
+def trace_layers(model: nn.Module, rule: Rule, x_t: Any) -> tuple[Layer, ...]:
+    """The ops of one forward step as ``rule`` runs ``model`` (with Local's aux heads).
+
+    Traced abstractly (``jax.eval_shape``): nothing is computed or allocated.
+
+    Args:
+      model: a per-step model (e.g. :class:`snnjax.models.SpikingSequential`).
+      rule: the training rule (its Local blocks and OTTT traces matter).
+      x_t: one time step of input, ``[B, ...]`` (an array or ``jax.ShapeDtypeStruct``).
+
+    Returns:
+      The :class:`Layer` s in call order.
+    """
+    x_t = jax.ShapeDtypeStruct(tuple(x_t.shape), x_t.dtype)
+    fwd = rule.forward(model, train=False)
+    variables = jax.eval_shape(
+        lambda x: model.init(jax.random.key(0), x, train=False, blocks=fwd.blocks), x_t
+    )
+    params = variables["params"]
+    rest = {k: v for k, v in variables.items() if k not in ("params", "neuron", "trace")}
+    calls = _record_calls(model, rest, x_t, fwd.blocks, params)
+    # Which synapses read the raw input: decided on the uncut network, where every other
+    # op's input depends on some parameter.
+    if fwd.blocks is None:
+        raw = {c["path"] for c in calls if not c["depends"]}
+    else:
+        plain_vars = jax.eval_shape(lambda x: model.init(jax.random.key(0), x, train=False), x_t)
+        plain = _record_calls(
+            model, {k: v for k, v in plain_vars.items() if k not in ("params", "neuron", "trace")},
+            x_t, None, plain_vars["params"],
+        )
+        raw = {c["path"] for c in plain if not c["depends"]}
+    out = []
+    for c in calls:
+        kernel_shape, macs, n_params = None, 0, 0
+        if c["kind"] in ("dense", "conv"):
+            p = _lookup(params, c["path"]) or {}
+            kernel_shape = tuple(p["kernel"].shape)
+            n_params = sum(math.prod(v.shape) for v in jax.tree.leaves(p))
+            if c["kind"] == "dense":
+                macs = dense_macs(math.prod(c["in_shape"][:-1]), *kernel_shape)
+            else:
+                b, h, w, f = c["out_shape"]
+                kh, kw, cin, _ = kernel_shape
+                macs = conv_macs(b, h, w, kh, kw, cin, f)
+        elif c["kind"] == "norm":
+            p = _lookup(params, c["path"]) or {}
+            n_params = sum(math.prod(v.shape) for v in jax.tree.leaves(p))
+        out.append(
+            Layer(
+                path="/".join(c["path"]),
+                kind=c["kind"],
+                in_shape=c["in_shape"],
+                out_shape=c["out_shape"],
+                kernel_shape=kernel_shape,
+                macs=macs,
+                input_grad=c["depends"],
+                spiking_input=c["path"] not in raw,
+                traced=rule.traced and c["traced"] and c["kind"] in ("dense", "conv"),
+                param_elems=n_params,
+                itemsize=c["dtype"].itemsize,
+            )
+        )
+    return tuple(out)
+
+
+# ---------------------------------------------------------------------------- the schedule
+
+
+@dataclasses.dataclass(frozen=True)
+class Schedule:
+    """What a rule does over T steps, as far as the counts care.
+
+    Attributes:
+      forward_steps: steps with a forward pass (always T).
+      backward_steps: steps with a backward pass (T; K for SLTT-K).
+      temporal_steps: steps whose backward also carries δv back to the previous step (BPTT:
+        T-1; TBPTT(k): T - ⌈T/k⌉; SLTT, SLTT-K, OTTT: 0).
+      optimizer_updates: optimizer steps per batch (1; T for OTTT_O; ⌈T/k⌉ for online TBPTT).
+    """
+
+    forward_steps: int
+    backward_steps: int
+    temporal_steps: int
+    optimizer_updates: int
+
+
+def schedule(rule: Rule, T: int) -> Schedule:
+    """Read a rule's schedule from its value (its name as the factories write it).
+
+    ``bptt``, ``tbptt(k=…)``, ``sltt``, ``sltt_k(K=…)``, ``ottt_a``, ``ottt_o`` and
+    ``local(…)`` around any of them.
+
+    Raises:
+      ValueError: for a rule whose name none of the factories writes.
+    """
+    name = rule.name
+    inner = name[len("local(") : -1] if name.startswith("local(") else name
+    online = rule.online_fn is not None
+    if inner == "bptt":
+        return Schedule(T, T, T - 1, 1)
+    m = re.fullmatch(r"tbptt\(k=(\d+)\)(,online)?", inner)
+    if m:
+        k = int(m.group(1))
+        windows = -(-T // k)
+        return Schedule(T, T, T - windows, windows if online else 1)
+    m = re.fullmatch(r"sltt_k\(K=(\d+)\)", inner)
+    if m:
+        return Schedule(T, min(int(m.group(1)), T), 0, 1)
+    if inner in ("sltt", "ottt_a", "ottt_o"):
+        return Schedule(T, T, 0, T if online else 1)
+    raise ValueError(f"cost: cannot read the schedule of rule {name!r}")
+
+
+# ---------------------------------------------------------------------------- MACs
+
+
+def count_macs(
+    layers: Sequence[Layer],
+    sched: Schedule,
+    rates: Mapping[str, float] | None = None,
+) -> dict[str, Any]:
+    """MACs of one training step, counted per layer and per time step.
+
+    Per step, a synapse's forward costs its :attr:`Layer.macs`; its backward costs the same
+    again for the weight gradient (δ·xᵀ, or δ·âᵀ under OTTT) and once more for the input
+    gradient (Wᵀδ) when :attr:`Layer.input_grad` (not on the raw input, not across a Local
+    cut). Forward runs at every step, backward at ``sched.backward_steps`` of them (SLTT-K:
+    K). Local's auxiliary heads are synapses like the others. OTTT's trace updates
+    (``â = λ·â + s``: one multiply and one add per element of a traced synapse's input) are
+    element-wise ops, reported apart as ``trace_ops``.
+
+    With ``rates`` (fraction of non-zero input elements per synapse path), the spike-driven
+    forward count: a synapse on spike input does ``rate × macs`` accumulates (ACs, one per
+    non-zero input times its fan-out); a synapse on the raw input stays MACs.
+
+    Returns:
+      ``{"macs", "forward_macs", "backward_macs", "trace_ops", "per_layer"}`` (+
+      ``"forward_acs"``, ``"forward_nonspike_macs"`` and ``"firing_rate"`` with ``rates``);
+      ``per_layer`` lists ``(path, forward MACs per step, backward MACs per step)``.
+    """
+    syn = [lay for lay in layers if lay.is_synapse]
+    fwd_step = sum(lay.macs for lay in syn)
+    bwd_step = sum(lay.macs * (1 + lay.input_grad) for lay in syn)
+    trace_step = sum(2 * lay.in_elems for lay in syn if lay.traced)
+    out: dict[str, Any] = {
+        "forward_macs": sched.forward_steps * fwd_step,
+        "backward_macs": sched.backward_steps * bwd_step,
+        "trace_ops": sched.forward_steps * trace_step,
+        "per_layer": [(lay.path, lay.macs, lay.macs * (1 + lay.input_grad)) for lay in syn],
+    }
+    out["macs"] = out["forward_macs"] + out["backward_macs"]
+    if rates is not None:
+        spiking = [lay for lay in syn if lay.spiking_input]
+        out["forward_acs"] = sched.forward_steps * sum(
+            rates.get(lay.path, 1.0) * lay.macs for lay in spiking
+        )
+        out["forward_nonspike_macs"] = sched.forward_steps * sum(
+            lay.macs for lay in syn if not lay.spiking_input
+        )
+        weights = sum(lay.in_elems for lay in spiking)
+        out["firing_rate"] = (
+            sum(rates.get(lay.path, 0.0) * lay.in_elems for lay in spiking) / weights
+            if weights else 0.0
+        )
+    return out
+
+
+# ---------------------------------------------------------------------------- memory access
+
+
+def count_memory_access(
+    layers: Sequence[Layer],
+    sched: Schedule,
+    *,
+    param_bytes: int,
+    opt_state_bytes: int,
+) -> dict[str, int]:
+    """Bytes read and written by one training step, counted analytically.
+
+    Counting rules (``|a|`` is the bytes of ``a`` for one step and the whole batch; every
+    tensor is counted where it is read or written, as if nothing stayed in cache):
+
+    Forward, at each of the T steps:
+      - synapse: read the weights (kernel and bias), read the input x, write the output y;
+      - neuron: read the current I and the state v[t-1], write the spikes s and v[t]
+        (``2|I|`` activations, ``2|I|`` state);
+      - norm, pool: read the input, write the output;
+      - OTTT trace (traced synapses only): read â[t-1] and x, write â[t] (``3|x|``).
+    Backward, at each step with a backward pass (SLTT-K: K of them):
+      - synapse, weight gradient: read δy and x (â under OTTT), read and write the gradient
+        accumulator (``|y| + |x|`` activations, ``2|W|`` gradients);
+      - synapse, input gradient (only where one is needed): read δy and W, write δx;
+      - neuron: read δs and the stored u (for the surrogate), write δI (``3|I|``); at the
+        ``sched.temporal_steps`` steps where the gradient also flows back in time (BPTT,
+        TBPTT inside a window), read δv[t] and write δv[t-1] (``2|I|`` state);
+      - norm: read δy and x, write δx (``3|x|``), plus its parameters' gradient
+        accumulator; pool: read δy, write δx.
+      Ops whose input depends on no parameter (the raw input) have no backward.
+    Optimizer, at each update: read parameters, gradients and optimizer state, write
+    parameters and optimizer state (``3·params + 2·opt_state``).
+    Not counted: element-wise ops fused into a neighbour (bias add, ×scale, dropout masks),
+    the per-step re-standardisation of scaled-WS kernels, the readout's global average pool
+    and the loss, all small next to the above.
+
+    Args:
+      layers: from :func:`trace_layers`.
+      sched: from :func:`schedule`.
+      param_bytes: bytes of all parameters; opt_state_bytes: of the optimizer state.
+
+    Returns:
+      ``{"weights", "activations", "states", "traces", "gradients", "optimizer",
+      "memory_access_bytes"}`` (the last is their sum).
+    """
+    acc = dict(weights=0, activations=0, states=0, traces=0, gradients=0, optimizer=0)
+    F, Bk, Tm = sched.forward_steps, sched.backward_steps, sched.temporal_steps
+    for lay in layers:
+        nbytes = lay.itemsize
+        x, y = lay.in_elems * nbytes, lay.out_elems * nbytes
+        w = lay.param_elems * nbytes
+        if lay.is_synapse:
+            acc["weights"] += F * w
+            acc["activations"] += F * (x + y)
+            if lay.traced:
+                acc["traces"] += F * 3 * x
+            acc["activations"] += Bk * (y + x)
+            acc["gradients"] += Bk * 2 * w
+            if lay.input_grad:
+                acc["weights"] += Bk * w
+                acc["activations"] += Bk * (y + x)
+            continue
+        # Ops whose input does not depend on any parameter have no backward pass.
+        back = lay.input_grad
+        if lay.kind == "neuron":
+            acc["activations"] += F * 2 * x + back * Bk * 3 * x
+            acc["states"] += F * 2 * x + back * Tm * 2 * x
+        elif lay.kind == "norm":
+            acc["activations"] += F * 2 * x + back * Bk * 3 * x
+            acc["weights"] += (F + back * Bk) * w
+            acc["gradients"] += back * Bk * 2 * w
+        else:  # pool
+            acc["activations"] += F * (x + y) + back * Bk * (x + y)
+    acc["optimizer"] = sched.optimizer_updates * (3 * param_bytes + 2 * opt_state_bytes)
+    acc["memory_access_bytes"] = sum(acc.values())
+    return acc
+
+
+# ---------------------------------------------------------------------------- firing rates
+
+
+def firing_rates(model: nn.Module, rule: Rule, params: PyTree, state: PyTree, xs) -> dict:
+    """Fraction of non-zero input elements of every synapse, averaged over ``xs [T, B, ...]``.
+
+    Runs the forward pass as ``rule`` would (Local's heads included) in evaluation mode.
+
+    Returns:
+      ``{synapse path: rate in [0, 1]}``.
+    """
+    fwd = Forward(model, train=False, blocks=rule.forward(model).blocks)
+
+    def run(params, state, xs):
+        carry = fwd.init_carry(params, state, xs[0])
+
+        def body(c, x_t):
+            rec = {}
+
+            def interceptor(next_fun, args, kwargs, context):
+                if context.method_name == "__call__" and _kind(context.module) in ("dense", "conv"):
+                    rec["/".join(context.module.path)] = jnp.mean(args[0] != 0)
+                return next_fun(*args, **kwargs)
+
+            with nn.intercept_methods(interceptor):
+                _, c = fwd.step(params, c, x_t, None)
+            return c, rec
+
+        return jax.lax.scan(body, carry, xs)[1]
+
+    rec = jax.jit(run)(params, state, xs)
+    return {k: float(jnp.mean(v)) for k, v in rec.items()}
+
+
+# ---------------------------------------------------------------------------- compiled memory
+
+
+def abstract_batch(T: int, batch_size: int, input_shape: Sequence[int], dtype=jnp.float32):
+    """``(xs, ys)`` as ``jax.ShapeDtypeStruct`` s: ``[T, B, *input_shape]`` and int32 ``[B]``."""
+    if T < 1 or batch_size < 1:
+        raise ValueError(f"T and batch size must be >= 1, got T={T}, batch size={batch_size}")
+    xs = jax.ShapeDtypeStruct((T, batch_size, *tuple(input_shape)), jnp.dtype(dtype))
+    ys = jax.ShapeDtypeStruct((batch_size,), jnp.int32)
+    return xs, ys
+
+
+def _check_inputs(model, rule, loss, T, input_shape):
+    want = getattr(model, "input_ndim", None)
+    if want is not None and len(tuple(input_shape)) != want:
+        raise ValueError(
+            f"{type(model).__name__} expects samples of rank {want}, got input shape "
+            f"{tuple(input_shape)}"
+        )
+    rule.validate(T, loss)
+
+
+def lower_step(trainer: Trainer, xs, ys, *, key=None):
+    """``trainer``'s jitted step lowered on a batch shaped like ``(xs, ys)``, from shapes only.
+
+    The train state comes from ``jax.eval_shape(trainer.init, …)``; nothing is allocated.
+    """
+    key = jax.random.key(0) if key is None else key
+    xs = jax.ShapeDtypeStruct(tuple(xs.shape), xs.dtype)
+    ys = jax.ShapeDtypeStruct(tuple(ys.shape), ys.dtype)
+    ts = jax.eval_shape(trainer.init, key, xs)
+    return trainer.lower(ts, xs, ys)
+
+
+def step_memory(trainer: Trainer, xs, ys, *, key=None) -> dict[str, int]:
+    """Compiled memory of ``trainer``'s jitted step on a batch shaped like ``(xs, ys)``.
+
+    Only shapes are used (:func:`lower_step`); the step is compiled, never run.
+
+    Returns:
+      :func:`compiled_memory`'s dict.
+    """
+    return compiled_memory(lower_step(trainer, xs, ys, key=key))
+
+
+def device_peak_bytes(device=None) -> int | None:
+    """The device's peak bytes in use (``memory_stats()["peak_bytes_in_use"]``), or None.
+
+    Available on GPUs and TPUs; the CPU backend keeps no such statistics.
+    """
+    device = jax.devices()[0] if device is None else device
+    stats = device.memory_stats() if hasattr(device, "memory_stats") else None
+    if not stats or "peak_bytes_in_use" not in stats:
+        return None
+    return int(stats["peak_bytes_in_use"])
+
+
+def _random_batch(seed, T, batch_size, input_shape, num_classes, dtype):
+    # numpy, not jax.random: eager jax ops would compile for every new shape.
+    rng = np.random.default_rng(seed)
+    xs = rng.uniform(size=(T, batch_size, *input_shape)).astype(jnp.dtype(dtype))
+    ys = rng.integers(0, num_classes, size=(batch_size,)).astype(np.int32)
+    return jnp.asarray(xs), jnp.asarray(ys)
+
+
+def time_step(step: Callable, ts, xs, ys, *, steps: int = 5) -> tuple[float, Any]:
+    """Median wall time of ``steps`` calls of ``step(ts, xs, ys) -> (ts, metrics)``.
+
+    One untimed call first (compiling, warming caches); every timed call is synchronised
+    (``block_until_ready``) before the clock stops. ``ts`` may be donated by ``step``.
+
+    Returns:
+      ``(median seconds, the final train state)``.
+    """
+    ts, metrics = step(ts, xs, ys)
+    jax.block_until_ready((ts, metrics))
+    times = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        ts, metrics = step(ts, xs, ys)
+        jax.block_until_ready((ts, metrics))
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), ts
+
+
+def _tree_bytes(tree) -> int:
+    return int(sum(math.prod(x.shape) * jnp.dtype(x.dtype).itemsize for x in jax.tree.leaves(tree)))
+
+
+def measure(
+    model: nn.Module,
+    rule: Rule,
+    *,
+    T: int,
+    batch_size: int,
+    input_shape: Sequence[int],
+    loss: Loss | None = None,
+    optimizer: optax.GradientTransformation | None = None,
+    dtype=jnp.float32,
+    time_steps: int = 0,
+    rates: bool | Mapping[str, float] = True,
+    rate_batch: int = 8,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """All cost figures of one training step of ``model`` under ``rule``.
+
+    Memory, MACs and memory access are computed without running training; firing rates
+    (for the AC count) come from one forward pass at initial parameters on uniform random
+    input (``rate_batch`` samples), and ``time_steps > 0`` times that many real steps.
+
+    Args:
+      model: a per-step model, e.g. ``snnjax.models.vgg11_sws(10)``.
+      rule: a :class:`snnjax.rules.Rule`.
+      T: time steps; batch_size: samples per batch; input_shape: one sample's shape.
+      loss: default :func:`snnjax.losses.per_step`; optimizer: default
+        :func:`default_optimizer`.
+      dtype: input dtype.
+      time_steps: number of timed real steps (median reported); 0 to skip.
+      rates: True to measure firing rates, False to skip the AC count, or a mapping
+        ``{synapse path: rate}`` to use.
+      rate_batch: samples in the firing-rate forward pass.
+      seed: for the random inputs and parameters.
+
+    Returns:
+      A flat dict: ``rule``, ``T``, ``batch_size``, ``input_shape``, the compiled memory
+      (``temp_bytes``, ``argument_bytes``, ``output_bytes``, ``alias_bytes``,
+      ``memory_bytes``), ``device_peak_bytes`` (None on CPU or untimed), ``macs``,
+      ``forward_macs``, ``backward_macs``, ``trace_ops``, ``forward_acs``,
+      ``forward_nonspike_macs``, ``firing_rate`` (None without rates),
+      ``memory_access_bytes`` and its breakdown under ``memory_access``, ``step_time_s``
+      (None untimed), and ``per_layer`` MACs.
+
+    Raises:
+      ValueError: for a setting the rule or model cannot run (window > T, wrong rank, ...).
+    """
+    loss = per_step() if loss is None else loss
+    optimizer = default_optimizer() if optimizer is None else optimizer
+    input_shape = tuple(int(d) for d in input_shape)
+    _check_inputs(model, rule, loss, T, input_shape)
+    trainer = Trainer(model, rule, optimizer, loss)
+    xs, ys = abstract_batch(T, batch_size, input_shape, dtype)
+    key = jax.random.key(seed)
+    compiled = lower_step(trainer, xs, ys, key=key).compile()
+    mem = compiled_memory(compiled)
+
+    x_t = jax.ShapeDtypeStruct((batch_size, *input_shape), jnp.dtype(dtype))
+    lays = trace_layers(model, rule, x_t)
+    sched = schedule(rule, T)
+    ts_shape = jax.eval_shape(trainer.init, key, xs)
+    rate_map = None
+    if isinstance(rates, Mapping):
+        rate_map = dict(rates)
+    elif rates:
+        n = max(1, min(rate_batch, batch_size))
+        sample, _ = _random_batch(seed, T, n, input_shape, model.num_classes, dtype)
+        params, state = rule.init(model, key, sample[0])
+        rate_map = firing_rates(model, rule, params, state, sample)
+    macs = count_macs(lays, sched, rate_map)
+    access = count_memory_access(
+        lays, sched,
+        param_bytes=_tree_bytes(ts_shape.params),
+        opt_state_bytes=_tree_bytes(ts_shape.opt_state),
+    )
+
+    step_time, peak = None, None
+    if time_steps > 0:
+        real_xs, real_ys = _random_batch(seed, T, batch_size, input_shape, model.num_classes, dtype)
+        ts = trainer.init(key, real_xs)
+        trainer.check(real_xs, real_ys)
+        step_time, _ = time_step(compiled, ts, real_xs, real_ys, steps=time_steps)
+        peak = device_peak_bytes()
+
+    return {
+        "rule": rule.name,
+        "T": T,
+        "batch_size": batch_size,
+        "input_shape": list(input_shape),
+        **mem,
+        "device_peak_bytes": peak,
+        "macs": macs["macs"],
+        "forward_macs": macs["forward_macs"],
+        "backward_macs": macs["backward_macs"],
+        "trace_ops": macs["trace_ops"],
+        "forward_acs": macs.get("forward_acs"),
+        "forward_nonspike_macs": macs.get("forward_nonspike_macs"),
+        "firing_rate": macs.get("firing_rate"),
+        "memory_access_bytes": access["memory_access_bytes"],
+        "memory_access": access,
+        "step_time_s": step_time,
+        "per_layer": [list(p) for p in macs["per_layer"]],
+    }

@@ -47,6 +47,19 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hidden", type=_int_tuple, default=d.hidden, help="MLP widths, e.g. 128,64")
     p.add_argument("--width", type=float, default=d.width, help="VGG channel multiplier")
     p.add_argument("--dropout", type=float, default=d.dropout)
+    p.add_argument("--devices", type=int, default=d.devices,
+                   help="data parallel over this many devices (default: all)")
+    p.add_argument("--distributed", action="store_true",
+                   help="multi-host: jax.distributed.initialize (env JAX_COORDINATOR_ADDRESS, "
+                        "JAX_NUM_PROCESSES, JAX_PROCESS_ID, or auto-detected)")
+    p.add_argument("--checkpoint-dir", default=d.checkpoint_dir,
+                   help="write checkpoints here (each epoch end; needs snnjax[checkpoint])")
+    p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every,
+                   help="also checkpoint every N steps")
+    p.add_argument("--keep-checkpoints", type=int, default=d.keep_checkpoints,
+                   help="keep the newest K checkpoints")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from the newest complete checkpoint in --checkpoint-dir")
 
 
 def _config(args) -> "TrainConfig":  # noqa: F821

@@ -13,10 +13,10 @@ import numpy as np
 import optax
 
 from snnjax import data as data_lib
-from snnjax import losses, models, rules, surrogate
+from snnjax import distributed, losses, models, rules, surrogate
 from snnjax.cost import compiled_memory
 from snnjax.neuron import LIFParams
-from snnjax.train import Trainer
+from snnjax.train import Trainer, check_finite
 
 __all__ = ["TrainConfig", "make_optimizer", "make_rule", "make_model", "train_and_evaluate"]
 
@@ -57,6 +57,13 @@ class TrainConfig:
     width: float = 1.0
     norm: bool | None = None
     dropout: float = 0.0
+    # scale-out and resilience (snnjax.distributed, snnjax.checkpoint)
+    devices: int | None = None  # data parallel over this many devices; None: all of them
+    distributed: bool = False  # multi-host: jax.distributed.initialize (or SNNJAX_DISTRIBUTED=1)
+    checkpoint_dir: str | None = None  # checkpoint at every epoch end (and every N steps)
+    checkpoint_every: int = 0  # also every N training steps (0: epoch ends only)
+    keep_checkpoints: int = 3  # keep the newest K
+    resume: bool = False  # continue from the newest complete checkpoint in checkpoint_dir
 
     def validate(self) -> None:
         if self.T < 1:
@@ -69,6 +76,14 @@ class TrainConfig:
             raise ValueError(f"learning rate must be > 0, got {self.lr}")
         if self.schedule not in ("cosine", "constant"):
             raise ValueError(f"schedule must be 'cosine' or 'constant', got {self.schedule!r}")
+        if self.devices is not None and self.devices < 1:
+            raise ValueError(f"devices must be >= 1, got {self.devices}")
+        if self.checkpoint_every < 0:
+            raise ValueError(f"checkpoint_every must be >= 0 steps, got {self.checkpoint_every}")
+        if self.keep_checkpoints < 1:
+            raise ValueError(f"keep_checkpoints must be >= 1, got {self.keep_checkpoints}")
+        if (self.resume or self.checkpoint_every) and not self.checkpoint_dir:
+            raise ValueError("--resume and --checkpoint-every need --checkpoint-dir")
 
 
 def make_rule(cfg: TrainConfig) -> rules.Rule:
@@ -125,21 +140,115 @@ def _progress(iterable, total, desc, enabled):
     return tqdm(iterable, total=total, desc=desc, leave=False, dynamic_ncols=True)
 
 
+# Config fields that may differ between a run and its resumption (they do not change
+# what is computed, except that another device count changes float rounding).
+_RUN_ONLY_FIELDS = frozenset(
+    {"devices", "distributed", "checkpoint_dir", "checkpoint_every", "keep_checkpoints",
+     "resume", "data_dir"}
+)
+
+
+def _check_dataset(ds) -> None:
+    """NaN/Inf in a dataset's in-memory samples: a clear error before anything compiles."""
+    x = ds.x
+    if isinstance(x, np.ndarray) and np.issubdtype(x.dtype, np.floating):
+        if not np.isfinite(x).all():
+            bad = np.unique(np.nonzero(~np.isfinite(x.reshape(len(x), -1)))[0])
+            raise ValueError(
+                f"dataset {ds.name!r}: {len(bad)} sample(s) contain NaN or Inf "
+                f"(first: index {bad[0]})"
+            )
+
+
+@dataclasses.dataclass
+class _Position:
+    """Where a run stands: next (epoch, batch), steps done, history, this epoch's metrics."""
+
+    epoch: int = 0
+    batch: int = 0
+    step: int = 0
+    history: list = dataclasses.field(default_factory=list)
+    losses: list = dataclasses.field(default_factory=list)
+    accs: list = dataclasses.field(default_factory=list)
+
+    def meta(self, cfg: TrainConfig) -> dict:
+        return {**dataclasses.asdict(self), "config": dataclasses.asdict(cfg)}
+
+    @classmethod
+    def from_meta(cls, meta: dict) -> "_Position":
+        return cls(**{f.name: meta[f.name] for f in dataclasses.fields(cls)})
+
+
+def _open_checkpoints(cfg: TrainConfig, ts, log):
+    """``(Checkpointer or None, TrainState, _Position)``: a fresh run or a resumed one."""
+    if not cfg.checkpoint_dir:
+        return None, ts, _Position()
+    from snnjax.checkpoint import Checkpointer
+
+    ckpt = Checkpointer(cfg.checkpoint_dir, keep=cfg.keep_checkpoints)
+    latest = ckpt.latest_step()
+    if latest is None:
+        if cfg.resume:
+            log(f"no checkpoint in {ckpt.directory}: starting from scratch")
+        return ckpt, ts, _Position()
+    if not cfg.resume:
+        ckpt.close()
+        raise ValueError(
+            f"checkpoint directory {ckpt.directory} already holds a run (newest step {latest}): "
+            "pass --resume to continue it, or choose another --checkpoint-dir"
+        )
+    ts, meta = ckpt.restore(like=ts)
+    saved = meta.get("config", {})
+    now = dataclasses.asdict(cfg)
+    differ = sorted(
+        k for k in now.keys() - _RUN_ONLY_FIELDS
+        if k in saved and saved[k] != (list(now[k]) if isinstance(now[k], tuple) else now[k])
+    )
+    if differ:
+        ckpt.close()
+        raise ValueError(
+            f"cannot resume from {ckpt.directory}: the config differs in "
+            + ", ".join(f"{k} ({saved[k]!r} there, {now[k]!r} now)" for k in differ)
+        )
+    pos = _Position.from_meta(meta)
+    log(f"resumed from step {pos.step} (epoch {pos.epoch + 1}, batch {pos.batch}) "
+        f"in {ckpt.directory}")
+    return ckpt, ts, pos
+
+
 def train_and_evaluate(cfg: TrainConfig, *, progress: bool = True, log=None) -> dict:
     """Train ``cfg.model`` on ``cfg.dataset`` with ``cfg.rule``; return the results dict.
 
     Keys: ``config``, ``history`` (per epoch: ``loss``, ``train_accuracy``,
     ``test_accuracy``), ``final_test_accuracy`` (fraction), ``step_time_s`` (median seconds of
     a jitted training step, compile excluded), ``compiled_memory_bytes`` (temporaries +
-    arguments + outputs of the compiled step) and ``compiled_memory`` (the breakdown).
+    arguments + outputs of the compiled step), ``compiled_memory`` (the breakdown) and
+    ``devices`` (data-parallel device count).
+
+    Data parallel over ``cfg.devices`` devices (all by default; multi-host with
+    ``cfg.distributed``). With ``cfg.checkpoint_dir``, a checkpoint at the end of every epoch
+    and every ``cfg.checkpoint_every`` steps, keeping ``cfg.keep_checkpoints``;
+    ``cfg.resume`` continues from the newest complete one, bit-identically to an
+    uninterrupted run on the same machine and device count. A NaN/Inf input, loss or
+    gradient raises FloatingPointError before anything non-finite is saved.
     """
     cfg.validate()
+    if distributed.wants_distributed(cfg.distributed):
+        distributed.initialize()
+    dp = distributed.data_parallel(cfg.devices)
+    if dp is not None:
+        dp.check_batch_size(cfg.batch_size)  # before loading or compiling anything
     if log is None:
         from tqdm.auto import tqdm
 
         log = tqdm.write if progress else print
-    train_set = data_lib.load(cfg.dataset, "train", data_dir=cfg.data_dir)
-    test_set = data_lib.load(cfg.dataset, "test", data_dir=cfg.data_dir)
+    if jax.process_index() != 0:
+        log, progress = (lambda *a, **k: None), False
+    # T reaches only event datasets (their frames); static images are encoded over T.
+    train_set = data_lib.load(cfg.dataset, "train", data_dir=cfg.data_dir, T=cfg.T)
+    test_set = data_lib.load(cfg.dataset, "test", data_dir=cfg.data_dir, T=cfg.T)
+    _check_dataset(train_set)
+    _check_dataset(test_set)
     train_loader = data_lib.Loader(
         train_set, cfg.batch_size, T=cfg.T, encoding=cfg.encoding, seed=cfg.seed
     )
@@ -150,43 +259,24 @@ def train_and_evaluate(cfg: TrainConfig, *, progress: bool = True, log=None) -> 
     model = make_model(cfg, train_set.num_classes)
     rule = make_rule(cfg)
     loss = losses.per_step(mse=cfg.mse)
-    trainer = Trainer(model, rule, make_optimizer(cfg, len(train_loader)), loss)
+    trainer = Trainer(
+        model, rule, make_optimizer(cfg, len(train_loader)), loss,
+        mesh=None if dp is None else dp.mesh,
+    )
 
     xs0, ys0 = next(train_loader.epoch(0))
     trainer.check(xs0, ys0)
     ts = trainer.init(jax.random.key(cfg.seed), xs0)
-    memory = compiled_memory(trainer.lower(ts, xs0, ys0))
-
-    history, step_times = [], []
-    for epoch in range(cfg.epochs):
-        losses_, accs = [], []
-        batches = _progress(
-            train_loader.epoch(epoch), len(train_loader), f"epoch {epoch + 1}/{cfg.epochs}",
-            progress,
+    ckpt, ts, pos = _open_checkpoints(cfg, ts, log)
+    try:
+        memory = compiled_memory(trainer.lower(ts, xs0, ys0))
+        ts, step_times = _train_loop(
+            cfg, trainer, ts, pos, train_loader, test_loader, ckpt, progress, log
         )
-        for xs, ys in batches:
-            t0 = time.perf_counter()
-            ts, metrics = trainer.step(ts, xs, ys, check=False)
-            metrics = jax.device_get(metrics)  # waits for the step
-            step_times.append(time.perf_counter() - t0)
-            if not np.isfinite(metrics["loss"]):
-                raise FloatingPointError(
-                    f"loss is {metrics['loss']} at epoch {epoch + 1}: training diverged "
-                    "(lower the learning rate?)"
-                )
-            losses_.append(float(metrics["loss"]))
-            accs.append(float(metrics["accuracy"]))
-        test_acc = trainer.evaluate(ts, test_loader.epoch(0))
-        history.append({
-            "epoch": epoch + 1,
-            "loss": float(np.mean(losses_)),
-            "train_accuracy": float(np.mean(accs)),
-            "test_accuracy": test_acc,
-        })
-        log(
-            f"epoch {epoch + 1:3d}  loss {history[-1]['loss']:.4f}  "
-            f"train {100 * history[-1]['train_accuracy']:5.1f}%  test {100 * test_acc:5.1f}%"
-        )
+    finally:
+        if ckpt is not None:
+            ckpt.close()  # commits pending writes, also when training diverged
+    history = pos.history
     # The first step of the run includes compilation: leave it out of the timing.
     timed = step_times[1:] or step_times
     return {
@@ -194,8 +284,58 @@ def train_and_evaluate(cfg: TrainConfig, *, progress: bool = True, log=None) -> 
         "rule": rule.name,
         "history": history,
         "final_test_accuracy": history[-1]["test_accuracy"],
-        "step_time_s": statistics.median(timed),
+        "step_time_s": statistics.median(timed) if timed else float("nan"),
         "compiled_memory_bytes": memory["memory_bytes"],
         "compiled_memory": memory,
         "backend": jax.default_backend(),
+        "devices": 1 if dp is None else dp.num_devices,
     }
+
+
+def _train_loop(cfg, trainer, ts, pos, train_loader, test_loader, ckpt, progress, log):
+    """Epochs from ``pos`` on; updates ``pos`` in place; returns ``(ts, step times)``."""
+    n_batches = len(train_loader)
+    step_times: list[float] = []
+    for epoch in range(pos.epoch, cfg.epochs):
+        batches = _progress(
+            train_loader.epoch(epoch, start=pos.batch), n_batches - pos.batch,
+            f"epoch {epoch + 1}/{cfg.epochs}", progress,
+        )
+        for b, (xs, ys) in enumerate(batches, start=pos.batch):
+            t0 = time.perf_counter()
+            ts, metrics = trainer.step(ts, xs, ys, check=False)
+            metrics = jax.device_get(metrics)  # waits for the step
+            step_times.append(time.perf_counter() - t0)
+            try:
+                check_finite(metrics, where=f"epoch {epoch + 1}, batch {b + 1}")
+            except FloatingPointError as e:
+                if ckpt is not None:
+                    ckpt.wait()  # commit pending writes: they hold good states
+                last = None if ckpt is None else ckpt.latest_step()
+                hint = "" if last is None else (
+                    f"; the last good checkpoint (step {last}) is in {ckpt.directory}"
+                )
+                raise FloatingPointError(f"{e}{hint}") from None
+            pos.step += 1
+            pos.losses.append(float(metrics["loss"]))
+            pos.accs.append(float(metrics["accuracy"]))
+            pos.epoch, pos.batch = epoch, b + 1
+            if (ckpt is not None and cfg.checkpoint_every and pos.step % cfg.checkpoint_every == 0
+                    and b + 1 < n_batches):  # the epoch-end checkpoint covers the last batch
+                ckpt.save(pos.step, ts, pos.meta(cfg))
+        test_acc = trainer.evaluate(ts, test_loader.epoch(0))
+        pos.history.append({
+            "epoch": epoch + 1,
+            "loss": float(np.mean(pos.losses)),
+            "train_accuracy": float(np.mean(pos.accs)),
+            "test_accuracy": test_acc,
+        })
+        pos.epoch, pos.batch, pos.losses, pos.accs = epoch + 1, 0, [], []
+        if ckpt is not None:
+            ckpt.save(pos.step, ts, pos.meta(cfg))
+        h = pos.history[-1]
+        log(
+            f"epoch {epoch + 1:3d}  loss {h['loss']:.4f}  "
+            f"train {100 * h['train_accuracy']:5.1f}%  test {100 * test_acc:5.1f}%"
+        )
+    return ts, step_times

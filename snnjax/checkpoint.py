@@ -1,0 +1,226 @@
+"""Checkpoints of a training run with orbax: train state and where the data stream stands.
+
+A checkpoint is one directory per global step, ``<dir>/<step>/``, holding two items:
+``state`` (the :class:`~snnjax.train.TrainState`: parameters, optimizer state, BatchNorm
+statistics, step counter and PRNG key) and ``meta`` (JSON: data-iterator position
+``epoch``/``batch``, the run's config and history so far).
+
+Atomicity: orbax writes a checkpoint into ``<step>.orbax-checkpoint-tmp*`` and, once every
+file is written, adds ``commit_success.txt`` and renames the directory to ``<step>`` (on
+cloud stores without atomic rename the commit file alone marks completion). A write killed
+midway therefore leaves only a tmp directory, which :func:`complete_steps` never lists; it
+also skips any ``<step>`` directory without the commit file, and :meth:`Checkpointer.restore`
+falls back to the next older checkpoint if reading the newest fails.
+
+orbax-checkpoint is an optional extra (``pip install 'snnjax[checkpoint]'``), imported only
+when a :class:`Checkpointer` is made.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from typing import Any
+
+import jax
+import numpy as np
+
+from snnjax.train import TrainState, all_finite
+
+__all__ = [
+    "Checkpointer",
+    "MissingDependencyError",
+    "complete_steps",
+    "latest_complete_step",
+]
+
+PyTree = Any
+COMMIT_FILE = "commit_success.txt"  # orbax's commit marker (atomicity_types.COMMIT_SUCCESS_FILE)
+_STEP_DIR = re.compile(r"^\d+$")
+log = logging.getLogger(__name__)
+
+
+class MissingDependencyError(ImportError, ValueError):
+    """An optional dependency is missing (a ValueError too, so the CLI reports it plainly)."""
+
+
+def _orbax():
+    try:
+        import orbax.checkpoint as ocp
+    except ImportError as e:
+        raise MissingDependencyError(
+            "checkpointing needs orbax-checkpoint, which is not installed: "
+            "pip install 'snnjax[checkpoint]'"
+        ) from e
+    return ocp
+
+
+def complete_steps(directory: str | os.PathLike) -> list[int]:
+    """Steps of the finished checkpoints in ``directory``, ascending.
+
+    A finished checkpoint is a directory named by its step (not an orbax tmp directory)
+    that holds orbax's commit file.
+    """
+    if not os.path.isdir(directory):
+        return []
+    steps = []
+    for name in os.listdir(directory):
+        path = os.path.join(directory, name)
+        if _STEP_DIR.match(name) and os.path.isfile(os.path.join(path, COMMIT_FILE)):
+            steps.append(int(name))
+    return sorted(steps)
+
+
+def latest_complete_step(directory: str | os.PathLike) -> int | None:
+    """The newest finished checkpoint's step in ``directory``, or None."""
+    steps = complete_steps(directory)
+    return steps[-1] if steps else None
+
+
+def _to_tree(ts: TrainState) -> dict:
+    # Typed PRNG keys are stored as their raw uint32 data.
+    return {
+        "params": ts.params,
+        "opt_state": ts.opt_state,
+        "state": ts.state,
+        "step": ts.step,
+        "key": jax.random.key_data(ts.key),
+    }
+
+
+def _from_tree(tree: dict, like: TrainState) -> TrainState:
+    # orbax returns containers as dicts/tuples: rebuild the target's pytree structure
+    # (optax's NamedTuple states) from the leaves, which come in the same order.
+    target = _to_tree(like)
+    leaves, want = jax.tree.leaves(tree), jax.tree.leaves(target)
+    if len(leaves) != len(want) or any(
+        np.shape(a) != np.shape(b) for a, b in zip(leaves, want)
+    ):
+        raise ValueError(
+            "the checkpoint does not match this run's model/optimizer (different parameter "
+            "tree or shapes)"
+        )
+    restored = jax.tree.unflatten(jax.tree.structure(target), leaves)
+    key = jax.random.wrap_key_data(restored["key"], impl=jax.random.key_impl(like.key))
+    return TrainState(
+        restored["params"], restored["opt_state"], restored["state"], restored["step"], key
+    )
+
+
+class Checkpointer:
+    """Save and restore a training run in ``directory``, keeping the newest ``keep``.
+
+        ckpt = Checkpointer("runs/a", keep=3)
+        ckpt.save(step, ts, {"epoch": 0, "batch": 17})
+        ts, meta = ckpt.restore(like=ts)          # newest complete checkpoint
+        ckpt.close()
+
+    Saving is asynchronous (orbax copies the arrays off the devices, then writes in a
+    background thread), so it overlaps the next training steps; :meth:`close` (or
+    :meth:`wait`) blocks until every write is committed. Multi-host: every process calls
+    :meth:`save` and :meth:`restore` (orbax coordinates them).
+
+    Args:
+      directory: where checkpoints go (created if missing).
+      keep: how many of the newest checkpoints to keep (older ones are deleted).
+      asynchronous: write in a background thread.
+    """
+
+    def __init__(self, directory: str | os.PathLike, *, keep: int = 3, asynchronous: bool = True):
+        if keep < 1:
+            raise ValueError(f"keep must be >= 1 checkpoint, got {keep}")
+        ocp = _orbax()
+        self.directory = os.path.abspath(os.fspath(directory))
+        self._ocp = ocp
+        self._manager = ocp.CheckpointManager(
+            self.directory,
+            options=ocp.CheckpointManagerOptions(
+                max_to_keep=keep, create=True, enable_async_checkpointing=asynchronous,
+            ),
+        )
+
+    def steps(self) -> list[int]:
+        """Steps of the complete checkpoints, ascending."""
+        return complete_steps(self.directory)
+
+    def latest_step(self) -> int | None:
+        """Step of the newest complete checkpoint, or None."""
+        steps = self.steps()
+        return steps[-1] if steps else None
+
+    def save(self, step: int, ts: TrainState, meta: dict) -> None:
+        """Write ``ts`` and the JSON-able ``meta`` as checkpoint ``step``.
+
+        Raises FloatingPointError (and writes nothing) if ``ts`` holds a NaN or Inf, so the
+        newest checkpoint is always a good one.
+        """
+        if not bool(all_finite((ts.params, ts.opt_state, ts.state))):
+            raise FloatingPointError(
+                f"refusing to checkpoint step {step}: the train state holds NaN or Inf"
+            )
+        ocp = self._ocp
+        self._manager.save(
+            int(step),
+            args=ocp.args.Composite(
+                state=ocp.args.StandardSave(_to_tree(ts)), meta=ocp.args.JsonSave(meta)
+            ),
+        )
+
+    def read_meta(self, step: int) -> dict:
+        """The ``meta`` dict of checkpoint ``step``."""
+        ocp = self._ocp
+        out = self._manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
+        return dict(out.meta)
+
+    def restore(self, like: TrainState, step: int | None = None) -> tuple[TrainState, dict]:
+        """``(TrainState, meta)`` of checkpoint ``step`` (None: the newest complete one).
+
+        ``like`` is a train state of the same run (e.g. fresh from ``Trainer.init``): it
+        gives the pytree structure and where the arrays go (its shardings, so a
+        data-parallel run restores replicated arrays). With ``step=None`` a checkpoint that
+        fails to read is skipped (with a warning) for the next older one.
+        """
+        steps = self.steps() if step is None else [int(step)]
+        if not steps:
+            raise FileNotFoundError(f"no complete checkpoint in {self.directory}")
+        target = jax.tree.map(
+            lambda a: jax.ShapeDtypeStruct(np.shape(a), a.dtype, sharding=a.sharding),
+            _to_tree(like),
+        )
+        ocp = self._ocp
+        errors = []
+        for s in reversed(steps):
+            try:
+                out = self._manager.restore(
+                    s,
+                    args=ocp.args.Composite(
+                        state=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore()
+                    ),
+                )
+            except (OSError, ValueError, KeyError) as e:  # a damaged checkpoint: try older
+                if step is not None:
+                    raise
+                log.warning("checkpoint %d in %s is unreadable (%s); trying an older one",
+                            s, self.directory, e)
+                errors.append(f"{s}: {e}")
+                continue
+            return _from_tree(out.state, like), dict(out.meta)
+        raise FileNotFoundError(
+            f"no readable checkpoint in {self.directory}: " + "; ".join(errors)
+        )
+
+    def wait(self) -> None:
+        """Block until every pending write is committed."""
+        self._manager.wait_until_finished()
+
+    def close(self) -> None:
+        """Finish pending writes and release orbax's resources."""
+        self._manager.wait_until_finished()
+        self._manager.close()
+
+    def __enter__(self) -> "Checkpointer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -21,8 +21,16 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     d = TrainConfig()
     p.add_argument("--rule", default=d.rule, help=f"one of {', '.join(rules.NAMES)}")
     p.add_argument("--model", default=d.model, help="mlp, cnn, vgg11_sws, ...")
-    p.add_argument("--dataset", default=d.dataset, help="digits (offline, default), ...")
-    p.add_argument("--data-dir", default=d.data_dir)
+    p.add_argument(
+        "--dataset", default=d.dataset,
+        help="digits (offline, default), mnist, fashion_mnist, cifar10, cifar100, imagenet2012, "
+        "nmnist, dvs_gesture, cifar10_dvs",
+    )
+    p.add_argument(
+        "--data-dir", default=d.data_dir,
+        help="tfds directory prepared as array_record, or the folder holding tonic's dataset "
+        "folders (NMNIST, DVSGesture, CIFAR10DVS)",
+    )
     p.add_argument("--T", type=int, default=d.T, help="time steps")
     p.add_argument("--epochs", type=int, default=d.epochs)
     p.add_argument("--batch-size", type=int, default=d.batch_size)

@@ -31,18 +31,24 @@ def random_crop(x: np.ndarray, padding: int, rng: np.random.Generator) -> np.nda
     if padding <= 0:
         return x
     b, h, w, _ = x.shape
-    padded = np.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
-    dy = rng.integers(0, 2 * padding + 1, size=b)
-    dx = rng.integers(0, 2 * padding + 1, size=b)
-    rows = dy[:, None] + np.arange(h)  # [B, H]
-    cols = dx[:, None] + np.arange(w)  # [B, W]
-    return padded[np.arange(b)[:, None, None], rows[:, :, None], cols[:, None, :]]
+    dy = rng.integers(0, 2 * padding + 1, size=b) - padding
+    dx = rng.integers(0, 2 * padding + 1, size=b) - padding
+    # out[r, c] = x[r + dy, c + dx] where that lies inside the image, else 0: one slice copy
+    # per image, much cheaper than padding the batch and gathering.
+    out = np.zeros_like(x)
+    for i, (sy, sx) in enumerate(zip(dy, dx)):
+        out[i, max(0, -sy):h - max(0, sy), max(0, -sx):w - max(0, sx)] = (
+            x[i, max(0, sy):h + min(0, sy), max(0, sx):w + min(0, sx)]
+        )
+    return out
 
 
 def random_flip(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Flip each ``[B, H, W, C]`` image left-right with probability 1/2."""
     flip = rng.random(len(x)) < 0.5
-    return np.where(flip[:, None, None, None], x[:, :, ::-1], x)
+    out = x.copy()
+    out[flip] = x[flip, :, ::-1]
+    return out
 
 
 def cutout(x: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -70,9 +76,14 @@ def cutout(x: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
 
 def normalize(x: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
     """``(x - mean) / std`` per channel (the last axis) of float images."""
-    mean = np.asarray(mean, dtype=np.float32)
-    std = np.asarray(std, dtype=np.float32)
-    return (x - mean) / std
+    # Tiled over W·C: a broadcast over a last axis of 3 channels runs NumPy's inner loop 3
+    # elements at a time, ~10× slower than rows of W·C.
+    w = x.shape[-2] if x.ndim >= 2 else 1
+    mean = np.tile(np.asarray(mean, dtype=np.float32), w)
+    scale = np.tile(1.0 / np.asarray(std, dtype=np.float32), w)
+    out = x.reshape(*x.shape[:-2], -1) - mean
+    out *= scale
+    return out.reshape(x.shape)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,0 +1,490 @@
+"""``snnjax bench``: cost tables (rule × T), the Guo et al. design-space grid, a memory planner.
+
+    snnjax bench cost --model mlp --rules bptt,sltt,ottt-a --T 4,8,16 --json c.json --plot c.png
+    snnjax bench grid --model cnn --T 8 --windows 1,2,4,8 --block-sizes 1,2 --heatmap g.png
+    snnjax bench plan --model vgg11_sws --budget 16GB --batch-size 32 --T 6
+
+Memory comes from XLA's memory analysis of the compiled step (deterministic, never run), MACs
+and memory access from :mod:`snnjax.cost`'s analytic counts, step time from real jitted steps
+(the median of ``--steps`` of them; ``--steps 0`` skips timing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from typing import Any, Callable, Sequence
+
+__all__ = [
+    "add_parser",
+    "parse_bytes",
+    "cost_rows",
+    "grid_rows",
+    "largest",
+    "plan_rows",
+    "plot_cost",
+    "plot_grid",
+    "format_table",
+]
+
+_UNITS = {
+    "": 1, "b": 1,
+    "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+    "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40,
+    "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40,
+}
+
+
+def parse_bytes(text: str) -> int:
+    """``"16GB"`` → 16·10⁹, ``"16GiB"`` (or ``"16G"``) → 16·2³⁰, ``"1.5e9"`` → 1.5·10⁹ bytes."""
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([a-zA-Z]*)\s*", str(text))
+    if not m or m.group(2).lower() not in _UNITS:
+        raise ValueError(f"cannot read a memory size from {text!r} (e.g. 16GB, 512MiB, 2e9)")
+    value = float(m.group(1)) * _UNITS[m.group(2).lower()]
+    if value <= 0:
+        raise ValueError(f"memory budget must be > 0, got {text!r}")
+    return int(value)
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in str(text).split(",") if v.strip())
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from e
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected integers >= 1, got {text!r}")
+    return values
+
+
+# ---------------------------------------------------------------------------- building blocks
+
+
+def _model(args):
+    from snnjax.experiment import TrainConfig, make_model
+
+    cfg = TrainConfig(model=args.model, width=args.width, hidden=tuple(args.hidden))
+    return make_model(cfg, args.num_classes)
+
+
+def _input_shape(args, model) -> tuple[int, ...]:
+    if args.input_shape:
+        return tuple(args.input_shape)
+    return (32, 32, 3) if getattr(model, "input_ndim", None) == 3 else (64,)
+
+
+def _rule(name: str, args):
+    from snnjax import rules
+
+    return rules.by_name(
+        name, window=args.window, block_size=args.block_size, K=args.K, online=args.online
+    )
+
+
+def _fits(rule, T: int) -> str | None:
+    """None if ``rule`` can run with T steps, else why not."""
+    try:
+        rule.check(T)
+    except ValueError as e:
+        return str(e)
+    return None
+
+
+_ROW_KEYS = (
+    "rule", "T", "batch_size", "temp_bytes", "argument_bytes", "output_bytes", "alias_bytes",
+    "memory_bytes", "device_peak_bytes", "macs", "forward_macs", "backward_macs", "trace_ops",
+    "forward_acs", "forward_nonspike_macs", "firing_rate", "memory_access_bytes",
+    "memory_access", "step_time_s",
+)
+
+
+def _row(measured: dict, **extra) -> dict:
+    return {**extra, **{k: measured[k] for k in _ROW_KEYS}}
+
+
+def cost_rows(
+    model,
+    rule_list: Sequence[tuple[str, Any]],
+    Ts: Sequence[int],
+    *,
+    batch_size: int,
+    input_shape: Sequence[int],
+    steps: int = 3,
+    log: Callable[[str], None] = print,
+) -> list[dict]:
+    """One row of :func:`snnjax.cost.measure` per (rule, T); a rule that cannot run at a T
+    (window or K > T) is skipped with a note.
+
+    Args:
+      rule_list: ``(cli name, Rule)`` pairs.
+    """
+    from snnjax import cost
+
+    rows = []
+    for name, rule in rule_list:
+        for T in Ts:
+            why = _fits(rule, T)
+            if why:
+                log(f"skip {name} at T={T}: {why}")
+                continue
+            m = cost.measure(
+                model, rule, T=T, batch_size=batch_size, input_shape=input_shape,
+                time_steps=steps,
+            )
+            rows.append(_row(m, name=name))
+            log(format_table([rows[-1]], header=len(rows) == 1))
+    return rows
+
+
+def grid_rows(
+    model,
+    *,
+    T: int,
+    windows: Sequence[int],
+    block_sizes: Sequence[int],
+    batch_size: int,
+    input_shape: Sequence[int],
+    steps: int = 0,
+    log: Callable[[str], None] = print,
+) -> list[dict]:
+    """Guo et al.'s design space: TBPTT(window) inside Local blocks of ``block_size`` units.
+
+    A block size covering all units is plain TBPTT; a window of T is BPTT inside the blocks.
+    """
+    from snnjax import cost, rules
+
+    n_units = len(model.units)
+    rows = []
+    for k in windows:
+        if k > T:
+            log(f"skip window {k}: longer than T={T}")
+            continue
+        for m in block_sizes:
+            inner = rules.tbptt(k)
+            rule = inner if m >= n_units else rules.local(inner, block_size=m)
+            meas = cost.measure(
+                model, rule, T=T, batch_size=batch_size, input_shape=input_shape,
+                time_steps=steps,
+            )
+            rows.append(_row(meas, name=rule.name, window=k, block_size=min(m, n_units)))
+            log(format_table([rows[-1]], header=len(rows) == 1))
+    return rows
+
+
+def largest(fits: Callable[[int], bool], *, lo: int = 1, cap: int = 1 << 16) -> tuple[int, bool]:
+    """The largest n in [lo, cap] with ``fits(n)``, by doubling then bisection.
+
+    Assumes ``fits`` is monotone (true up to some n, false after).
+
+    Returns:
+      ``(n, capped)``: n = 0 if even ``lo`` does not fit; ``capped`` when ``cap`` itself fits
+      (the true limit may be higher).
+    """
+    if not fits(lo):
+        return 0, False
+    good, bad = lo, None
+    n = lo
+    while bad is None:
+        if n >= cap:
+            return cap, True
+        n = min(2 * n, cap)
+        if fits(n):
+            good = n
+        else:
+            bad = n
+    while bad - good > 1:
+        mid = (good + bad) // 2
+        if fits(mid):
+            good = mid
+        else:
+            bad = mid
+    return good, False
+
+
+def plan_rows(
+    model,
+    rule_list: Sequence[tuple[str, Any]],
+    *,
+    budget: int,
+    batch_size: int,
+    input_shape: Sequence[int],
+    T: int | None = None,
+    max_T: int = 4096,
+    max_batch: int = 1 << 16,
+    log: Callable[[str], None] = print,
+) -> list[dict]:
+    """For each rule, the largest T that fits ``budget`` at ``batch_size``, and (with ``T``)
+    the largest batch at T, from the compiled memory (``memory_bytes``: temporaries +
+    arguments + outputs of the step compiled for this backend; compile only, never run).
+    """
+    from snnjax import cost
+    from snnjax.train import Trainer
+
+    rows = []
+    for name, rule in rule_list:
+        trainer = Trainer(model, rule, cost.default_optimizer())
+        cache: dict[tuple[int, int], int] = {}
+
+        def memory(t: int, b: int) -> int:
+            if (t, b) not in cache:
+                xs, ys = cost.abstract_batch(t, b, input_shape)
+                cache[(t, b)] = cost.step_memory(trainer, xs, ys)["memory_bytes"]
+            return cache[(t, b)]
+
+        lo_T = next((t for t in range(1, max_T + 1) if _fits(rule, t) is None), max_T)
+        max_t, capped_t = largest(lambda t: memory(t, batch_size) <= budget, lo=lo_T, cap=max_T)
+        row = {
+            "rule": name, "budget_bytes": budget, "batch_size": batch_size,
+            "max_T": max_t, "max_T_capped": capped_t,
+            "memory_at_max_T": memory(max_t, batch_size) if max_t else None,
+        }
+        if T is not None:
+            why = _fits(rule, T)
+            if why:
+                log(f"{name}: no batch search at T={T}: {why}")
+                row.update(T=T, max_batch=None, max_batch_capped=False)
+            else:
+                max_b, capped_b = largest(lambda b: memory(T, b) <= budget, cap=max_batch)
+                row.update(T=T, max_batch=max_b, max_batch_capped=capped_b,
+                           memory_at_max_batch=memory(T, max_b) if max_b else None)
+        rows.append(row)
+        log(_plan_line(row))
+    return rows
+
+
+# ---------------------------------------------------------------------------- output
+
+
+def _mib(n):
+    return "-" if n is None else f"{n / 2**20:.2f}"
+
+
+def format_table(rows: Sequence[dict], header: bool = True) -> str:
+    """Rows as fixed-width text: rule, T, memory (MiB), GMACs, memory access (MB), time (ms)."""
+    lines = []
+    if header:
+        lines.append(
+            f"{'rule':<22s} {'T':>4s} {'temp MiB':>9s} {'memory MiB':>11s} {'GMACs':>9s} "
+            f"{'access MB':>10s} {'step ms':>9s}"
+        )
+    for r in rows:
+        t = r.get("step_time_s")
+        lines.append(
+            f"{r.get('name', r['rule']):<22s} {r['T']:>4d} {_mib(r['temp_bytes']):>9s} "
+            f"{_mib(r['memory_bytes']):>11s} {r['macs'] / 1e9:>9.3f} "
+            f"{r['memory_access_bytes'] / 1e6:>10.1f} "
+            f"{'-' if t is None else f'{1e3 * t:.2f}':>9s}"
+        )
+    return "\n".join(lines)
+
+
+def _plan_line(r: dict) -> str:
+    cap = "+" if r["max_T_capped"] else ""
+    text = f"{r['rule']:<14s} max T {r['max_T']}{cap} at batch {r['batch_size']}"
+    if r.get("T") is not None:
+        b = r.get("max_batch")
+        bcap = "+" if r.get("max_batch_capped") else ""
+        text += f";  max batch {'-' if b is None else f'{b}{bcap}'} at T={r['T']}"
+    return text
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_cost(rows: Sequence[dict], path: str, title: str = "") -> None:
+    """Memory and step time against T, one line per rule (log-log axes)."""
+    plt = _pyplot()
+    names = list(dict.fromkeys(r.get("name", r["rule"]) for r in rows))
+    timed = any(r.get("step_time_s") is not None for r in rows)
+    fig, axes = plt.subplots(1, 2 if timed else 1, figsize=(11 if timed else 5.5, 4))
+    axes = list(axes) if timed else [axes]
+    for name in names:
+        sel = sorted((r for r in rows if r.get("name", r["rule"]) == name), key=lambda r: r["T"])
+        Ts = [r["T"] for r in sel]
+        axes[0].plot(Ts, [r["memory_bytes"] / 2**20 for r in sel], marker="o", label=name)
+        if timed:
+            axes[1].plot(Ts, [1e3 * (r["step_time_s"] or float("nan")) for r in sel],
+                         marker="o", label=name)
+    axes[0].set_ylabel("compiled step memory (MiB)")
+    if timed:
+        axes[1].set_ylabel("step time (ms, median)")
+    for ax in axes:
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("T (time steps)")
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_grid(rows: Sequence[dict], path: str, title: str = "") -> None:
+    """Heat maps over (window, block size): memory, MACs, memory access and (if timed) time."""
+    import numpy as np
+
+    plt = _pyplot()
+    ks = sorted({r["window"] for r in rows})
+    ms = sorted({r["block_size"] for r in rows})
+    panels = [
+        ("memory MiB", lambda r: r["memory_bytes"] / 2**20),
+        ("GMACs", lambda r: r["macs"] / 1e9),
+        ("memory access MB", lambda r: r["memory_access_bytes"] / 1e6),
+    ]
+    if any(r.get("step_time_s") is not None for r in rows):
+        panels.append(("step ms", lambda r: 1e3 * (r["step_time_s"] or float("nan"))))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.8))
+    for ax, (label, get) in zip(np.atleast_1d(axes), panels):
+        grid = np.full((len(ks), len(ms)), np.nan)
+        for r in rows:
+            grid[ks.index(r["window"]), ms.index(r["block_size"])] = get(r)
+        im = ax.imshow(grid, cmap="viridis", aspect="auto", origin="lower")
+        for i in range(len(ks)):
+            for j in range(len(ms)):
+                if not np.isnan(grid[i, j]):
+                    ax.text(j, i, f"{grid[i, j]:.3g}", ha="center", va="center", fontsize=7,
+                            color="w")
+        ax.set_xticks(range(len(ms)), [str(m) for m in ms])
+        ax.set_yticks(range(len(ks)), [str(k) for k in ks])
+        ax.set_xlabel("block size (units)")
+        ax.set_ylabel("truncation window k")
+        ax.set_title(label)
+        fig.colorbar(im, ax=ax, shrink=0.8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _write_json(rows, path):
+    with open(path, "w") as f:
+        json.dump(rows, f, indent=2)
+    print(f"wrote {path}")
+
+
+# ---------------------------------------------------------------------------- commands
+
+
+def _cmd_cost(args) -> int:
+    model = _model(args)
+    shape = _input_shape(args, model)
+    names = [n for n in args.rules.split(",") if n]
+    rule_list = [(n, _rule(n, args)) for n in names]
+    print(f"model {args.model}, batch {args.batch_size}, input {shape}")
+    rows = cost_rows(model, rule_list, args.T, batch_size=args.batch_size, input_shape=shape,
+                     steps=args.steps)
+    if args.json:
+        _write_json(rows, args.json)
+    if args.plot:
+        plot_cost(rows, args.plot, title=f"{args.model}, batch {args.batch_size}")
+        print(f"wrote {args.plot}")
+    return 0
+
+
+def _cmd_grid(args) -> int:
+    model = _model(args)
+    shape = _input_shape(args, model)
+    print(f"model {args.model}, T {args.T}, batch {args.batch_size}, input {shape}")
+    rows = grid_rows(model, T=args.T, windows=args.windows, block_sizes=args.block_sizes,
+                     batch_size=args.batch_size, input_shape=shape, steps=args.steps)
+    if args.json:
+        _write_json(rows, args.json)
+    if args.heatmap:
+        plot_grid(rows, args.heatmap, title=f"{args.model}, T={args.T}, batch {args.batch_size}")
+        print(f"wrote {args.heatmap}")
+    return 0
+
+
+def _cmd_plan(args) -> int:
+    model = _model(args)
+    shape = _input_shape(args, model)
+    budget = parse_bytes(args.budget)
+    names = [n for n in args.rules.split(",") if n]
+    print(f"model {args.model}, input {shape}, budget {budget:,} bytes "
+          f"({budget / 2**30:.2f} GiB) of compiled step memory on {_backend()}")
+    rows = plan_rows(model, [(n, _rule(n, args)) for n in names], budget=budget,
+                     batch_size=args.batch_size, input_shape=shape, T=args.T_plan,
+                     max_T=args.max_T, max_batch=args.max_batch)
+    if args.json:
+        _write_json(rows, args.json)
+    return 0
+
+
+def _backend() -> str:
+    import jax
+
+    return jax.default_backend()
+
+
+def _add_model_args(p: argparse.ArgumentParser, *, batch_size: int = 32) -> None:
+    p.add_argument("--model", default="mlp", help="mlp, cnn, vgg11_sws, ...")
+    p.add_argument("--num-classes", type=int, default=10)
+    p.add_argument("--input-shape", type=_ints, default=None,
+                   help="one sample's shape, e.g. 32,32,3 (default: 32,32,3 for conv nets, 64)")
+    p.add_argument("--batch-size", type=int, default=batch_size)
+    p.add_argument("--width", type=float, default=1.0, help="VGG channel multiplier")
+    p.add_argument("--hidden", type=_ints, default=(128,), help="MLP widths, e.g. 128,64")
+    p.add_argument("--window", type=int, default=2, help="TBPTT window k")
+    p.add_argument("--block-size", type=int, default=1, help="Local: units per block")
+    p.add_argument("--K", type=int, default=1, help="SLTT-K: steps with a backward pass")
+    p.add_argument("--online", action="store_true", help="TBPTT: optimizer step per window")
+
+
+def add_parser(sub) -> argparse.ArgumentParser:
+    """Register ``snnjax bench {cost,grid,plan}`` on the CLI's subparsers."""
+    p = sub.add_parser("bench", help="cost tables, design-space grid and memory planner",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    bsub = p.add_subparsers(dest="bench_command", required=True)
+
+    c = bsub.add_parser("cost", help="memory, MACs, memory access and time: rule × T")
+    _add_model_args(c)
+    c.add_argument("--rules", default="bptt,tbptt,sltt,sltt-k,ottt-a")
+    c.add_argument("--T", type=_ints, default=(4, 8, 16, 32, 64), help="e.g. 4,8,16")
+    c.add_argument("--steps", type=int, default=3, help="timed steps per row (0: no timing)")
+    c.add_argument("--json", help="write the rows here")
+    c.add_argument("--plot", help="write memory and time against T here (PNG)")
+    c.set_defaults(func=_cmd_cost)
+
+    g = bsub.add_parser("grid", help="Guo et al.'s design space: window × block size")
+    _add_model_args(g)
+    g.add_argument("--T", type=int, default=8)
+    g.add_argument("--windows", type=_ints, default=(1, 2, 4, 8))
+    g.add_argument("--block-sizes", type=_ints, default=(1, 2, 4))
+    g.add_argument("--steps", type=int, default=0, help="timed steps per cell (0: no timing)")
+    g.add_argument("--json", help="write the rows here")
+    g.add_argument("--heatmap", help="write the heat maps here (PNG)")
+    g.set_defaults(func=_cmd_grid)
+
+    q = bsub.add_parser("plan", help="largest T (and batch) that fits a memory budget")
+    _add_model_args(q)
+    q.add_argument("--budget", required=True, help="e.g. 16GB, 40GiB, 512MB")
+    q.add_argument("--rules", default="bptt,tbptt,sltt,sltt-k,ottt-a")
+    q.add_argument("--T", dest="T_plan", type=int, default=None,
+                   help="also find the largest batch at this T")
+    q.add_argument("--max-T", type=int, default=4096, help="search T up to this")
+    q.add_argument("--max-batch", type=int, default=1 << 16, help="search batch up to this")
+    q.add_argument("--json", help="write the rows here")
+    q.set_defaults(func=_cmd_plan)
+    return p
+
+
+def main(argv=None) -> int:
+    """``python -m snnjax.bench cost ...`` (the same as ``snnjax bench cost ...``)."""
+    parser = argparse.ArgumentParser(prog="snnjax")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["bench", *(sys.argv[1:] if argv is None else argv)])
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -135,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", help="write the rows as JSON here")
     p.set_defaults(func=_cmd_compare_grads)
+    __import__("snnjax.bench", fromlist=["add_parser"]).add_parser(sub)  # snnjax bench ...
     return parser
 
 

@@ -47,6 +47,7 @@ class TrainConfig:
     surrogate: str = "sigmoid"
     surrogate_alpha: float | None = None
     mse: float = 0.0
+    mse_target: str | float = "onehot"  # or a constant (SLTT's CIFAR runs use 1.0)
     # the rules' parameters
     window: int = 2
     block_size: int = 1
@@ -57,6 +58,7 @@ class TrainConfig:
     width: float = 1.0
     norm: bool | None = None
     dropout: float = 0.0
+    pool: str | None = None  # "avg"/"max" for the models that take it (None: their default)
     # scale-out and resilience (snnjax.distributed, snnjax.checkpoint)
     devices: int | None = None  # data parallel over this many devices; None: all of them
     distributed: bool = False  # multi-host: jax.distributed.initialize (or SNNJAX_DISTRIBUTED=1)
@@ -100,7 +102,7 @@ def make_model(cfg: TrainConfig, num_classes: int):
     )
     options: dict[str, Any] = {
         "neuron": neuron, "hidden": tuple(cfg.hidden), "width": cfg.width,
-        "dropout": cfg.dropout, "norm": cfg.norm,
+        "dropout": cfg.dropout, "norm": cfg.norm, "pool": cfg.pool,
     }
     accepted = inspect.signature(models.factory(cfg.model)).parameters
     kwargs = {k: v for k, v in options.items() if k in accepted and v is not None}
@@ -258,7 +260,7 @@ def train_and_evaluate(cfg: TrainConfig, *, progress: bool = True, log=None) -> 
     )
     model = make_model(cfg, train_set.num_classes)
     rule = make_rule(cfg)
-    loss = losses.per_step(mse=cfg.mse)
+    loss = losses.per_step(mse=cfg.mse, target=cfg.mse_target)
     trainer = Trainer(
         model, rule, make_optimizer(cfg, len(train_loader)), loss,
         mesh=None if dp is None else dp.mesh,

@@ -7,8 +7,19 @@ from snnjax.models.zoo import VGG11_CFG as VGG11_CFG
 from snnjax.models.zoo import cnn as cnn
 from snnjax.models.zoo import mlp as mlp
 from snnjax.models.zoo import vgg11_sws as vgg11_sws
+from snnjax.models.alexnet import alexnet as alexnet
+from snnjax.models.resnet import preact_resnet as preact_resnet
+from snnjax.models.resnet import resnet18 as resnet18
+from snnjax.models.resnet import resnet34 as resnet34
+from snnjax.models.vgg import vgg11_bn as vgg11_bn
+from snnjax.models.vgg import vgg11f_sws as vgg11f_sws
 
 _REGISTRY = {"mlp": mlp, "cnn": cnn, "vgg11_sws": vgg11_sws}
+# The papers' networks (issue 6).
+_REGISTRY.update(
+    resnet18=resnet18, resnet34=resnet34, vgg11_bn=vgg11_bn, vgg11f_sws=vgg11f_sws,
+    alexnet=alexnet,
+)
 
 
 def names() -> tuple[str, ...]:

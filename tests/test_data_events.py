@@ -125,7 +125,7 @@ def test_frames_are_cached_and_the_cache_follows_settings_and_files(tmp_path, mo
     # Another T, or a changed recording, is converted afresh into its own cache file.
     monkeypatch.setattr(events_lib, "_convert", real_convert)
     data.load("nmnist", "train", data_dir=str(tmp_path), T=2)
-    path, label, _ = written["train"][-1]
+    path, _, _ = written["train"][-1]
     new = synthetic.random_events(40, (34, 34), np.random.default_rng(4))
     synthetic.write_nmnist_bin(path, new)
     os.utime(path, ns=(1, 1))  # a different mtime even on coarse-clock file systems

@@ -88,7 +88,13 @@ def test_imagenet_decodes_lazily_to_centre_crops(tmp_path):
         expected = colours[[5, 999, 0].index(label)]
         np.testing.assert_array_equal(img, np.broadcast_to(expected, img.shape))
     assert len(data.load("imagenet2012", "test", data_dir=str(tmp_path), image_size=16)) == 2
-    xs, ys = next(iter(data.Loader(ds, batch_size=2, T=3)))
+    # Labels come from a cache the second time (reading them means reading every record).
+    assert len(list((tmp_path / "snnjax_cache").glob("imagenet2012-train-labels-*.npz"))) == 1
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(tfds_source.LazyImages, "labels", lambda self: pytest.fail("labels re-read"))
+        again = data.load("imagenet2012", "train", data_dir=str(tmp_path), image_size=16)
+    np.testing.assert_array_equal(again.y, ds.y)
+    xs, _ = next(iter(data.Loader(ds, batch_size=2, T=3)))
     assert xs.shape == (3, 2, 16, 16, 3)
 
 

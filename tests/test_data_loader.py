@@ -48,7 +48,7 @@ def test_uint8_images_scaled_augmented_normalised_per_batch():
     ds = data.ArrayDataset(x, y, 4, "toy", mean=mean, std=std,
                            augment=data.Augment(crop_padding=1, flip=True))
     loader = data.Loader(ds, batch_size=4, T=3, shuffle=False, prefetch=0)
-    xs, ys = next(loader.epoch(0))
+    xs, _ = next(loader.epoch(0))
     assert xs.shape == (3, 4, 6, 5, 3) and xs.dtype == np.float32
     rng = np.random.default_rng((0, 0, 0))
     expected = ds.augment.geometric(x[:4].astype(np.float32) / 255, rng)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

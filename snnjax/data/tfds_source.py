@@ -16,7 +16,8 @@ from __future__ import annotations
 import io
 import json
 import os
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -135,13 +136,16 @@ class LazyImages:
 
     Indexing with an integer array returns ``[B, S, S, 3]`` uint8: each image's shorter side
     is resized to ``round(S · 256/224)`` and the centre ``S``×``S`` crop kept (the usual
-    ImageNet evaluation transform; training adds the loader's flips).
+    ImageNet evaluation transform; training adds the loader's flips). A batch's images are
+    decoded by ``workers`` threads (PIL releases the GIL while it decodes and resizes).
     """
 
-    def __init__(self, path: str, split: str, image_size: int):
+    def __init__(self, path: str, split: str, image_size: int, workers: int | None = None):
         builder = _builder(path)
         self._path, self._size = path, int(image_size)
         self._source = _source(builder, path, split, skip_image_decoding=True)
+        self._workers = workers or min(8, os.cpu_count() or 1)
+        self._pool = None
         self.shape = (len(self._source), self._size, self._size, 3)
         self.dtype = np.dtype(np.uint8)
 
@@ -164,7 +168,11 @@ class LazyImages:
     def __getitem__(self, idx) -> np.ndarray:
         idx = np.atleast_1d(np.asarray(idx))
         recs = _records(self._source, self._path, [int(i) for i in idx])
-        return np.stack([self._decode(r["image"]) for r in recs])
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="snnjax-decode")
+        return np.stack(list(self._pool.map(self._decode, [r["image"] for r in recs])))
 
     def labels(self) -> np.ndarray:
         """All labels ``[N]`` int32 (reads every record, without decoding images)."""

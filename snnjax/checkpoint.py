@@ -33,6 +33,7 @@ __all__ = [
     "MissingDependencyError",
     "complete_steps",
     "latest_complete_step",
+    "read_checkpoint",
 ]
 
 PyTree = Any
@@ -76,6 +77,29 @@ def latest_complete_step(directory: str | os.PathLike) -> int | None:
     """The newest finished checkpoint's step in ``directory``, or None."""
     steps = complete_steps(directory)
     return steps[-1] if steps else None
+
+
+def read_checkpoint(directory: str | os.PathLike, step: int | None = None) -> tuple[dict, dict]:
+    """``(arrays, meta)`` of a checkpoint, without a model: for inspection and tests.
+
+    ``arrays`` is the saved dict (``params``, ``opt_state``, ``state``, ``step``, ``key`` as
+    raw key data) with every array on the first local device, whatever device count or
+    host count wrote it; ``step`` None means the newest complete checkpoint.
+    """
+    ocp = _orbax()
+    step = latest_complete_step(directory) if step is None else step
+    if step is None:
+        raise FileNotFoundError(f"no complete checkpoint in {directory}")
+    one_device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    with ocp.CheckpointManager(os.path.abspath(os.fspath(directory))) as manager:
+        out = manager.restore(
+            int(step),
+            args=ocp.args.Composite(
+                state=ocp.args.StandardRestore(fallback_sharding=one_device),
+                meta=ocp.args.JsonRestore(),
+            ),
+        )
+    return dict(out.state), dict(out.meta)
 
 
 def _to_tree(ts: TrainState) -> dict:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import json
 import statistics
 import time
 from typing import Any
@@ -181,10 +182,14 @@ class _Position:
         return cls(**{f.name: meta[f.name] for f in dataclasses.fields(cls)})
 
 
-def _open_checkpoints(cfg: TrainConfig, ts, log):
-    """``(Checkpointer or None, TrainState, _Position)``: a fresh run or a resumed one."""
+def _open_checkpoints(cfg: TrainConfig, log):
+    """``(Checkpointer or None, meta of the checkpoint to resume or None)``.
+
+    Runs before anything compiles: refuses a used directory without ``resume`` and a
+    resumption whose config differs from the saved run's.
+    """
     if not cfg.checkpoint_dir:
-        return None, ts, _Position()
+        return None, None
     from snnjax.checkpoint import Checkpointer
 
     ckpt = Checkpointer(cfg.checkpoint_dir, keep=cfg.keep_checkpoints)
@@ -192,30 +197,36 @@ def _open_checkpoints(cfg: TrainConfig, ts, log):
     if latest is None:
         if cfg.resume:
             log(f"no checkpoint in {ckpt.directory}: starting from scratch")
-        return ckpt, ts, _Position()
-    if not cfg.resume:
+        return ckpt, None
+    try:
+        if not cfg.resume:
+            raise ValueError(
+                f"checkpoint directory {ckpt.directory} already holds a run (newest step "
+                f"{latest}): pass --resume to continue it, or choose another --checkpoint-dir"
+            )
+        meta = ckpt.read_meta(latest)
+        saved, now = meta.get("config", {}), json.loads(json.dumps(dataclasses.asdict(cfg)))
+        differ = sorted(k for k in now.keys() - _RUN_ONLY_FIELDS if saved.get(k, now[k]) != now[k])
+        if differ:
+            raise ValueError(
+                f"cannot resume from {ckpt.directory}: the config differs in "
+                + ", ".join(f"{k} ({saved[k]!r} there, {now[k]!r} now)" for k in differ)
+            )
+    except ValueError:
         ckpt.close()
-        raise ValueError(
-            f"checkpoint directory {ckpt.directory} already holds a run (newest step {latest}): "
-            "pass --resume to continue it, or choose another --checkpoint-dir"
-        )
-    ts, meta = ckpt.restore(like=ts)
-    saved = meta.get("config", {})
-    now = dataclasses.asdict(cfg)
-    differ = sorted(
-        k for k in now.keys() - _RUN_ONLY_FIELDS
-        if k in saved and saved[k] != (list(now[k]) if isinstance(now[k], tuple) else now[k])
-    )
-    if differ:
-        ckpt.close()
-        raise ValueError(
-            f"cannot resume from {ckpt.directory}: the config differs in "
-            + ", ".join(f"{k} ({saved[k]!r} there, {now[k]!r} now)" for k in differ)
-        )
+        raise
+    return ckpt, meta
+
+
+def _resume(ckpt, meta, ts, log):
+    """``(TrainState, _Position)`` from the checkpoint ``meta`` describes (or a fresh start)."""
+    if meta is None:
+        return ts, _Position()
+    ts, meta = ckpt.restore(like=ts, step=meta["step"])
     pos = _Position.from_meta(meta)
     log(f"resumed from step {pos.step} (epoch {pos.epoch + 1}, batch {pos.batch}) "
         f"in {ckpt.directory}")
-    return ckpt, ts, pos
+    return ts, pos
 
 
 def train_and_evaluate(cfg: TrainConfig, *, progress: bool = True, log=None) -> dict:
@@ -268,9 +279,9 @@ def train_and_evaluate(cfg: TrainConfig, *, progress: bool = True, log=None) -> 
 
     xs0, ys0 = next(train_loader.epoch(0))
     trainer.check(xs0, ys0)
-    ts = trainer.init(jax.random.key(cfg.seed), xs0)
-    ckpt, ts, pos = _open_checkpoints(cfg, ts, log)
+    ckpt, meta = _open_checkpoints(cfg, log)
     try:
+        ts, pos = _resume(ckpt, meta, trainer.init(jax.random.key(cfg.seed), xs0), log)
         memory = compiled_memory(trainer.lower(ts, xs0, ys0))
         ts, step_times = _train_loop(
             cfg, trainer, ts, pos, train_loader, test_loader, ckpt, progress, log

@@ -189,6 +189,12 @@ class Trainer:
         )
         self.data_parallel = None if self.mesh is None else DataParallel(self.mesh)
         self._step = self._jit_step()
+        # Initialise under one jit (one compilation rather than one per op); data parallel,
+        # straight into replicated arrays on the mesh.
+        shardings = {} if self.data_parallel is None else {
+            "out_shardings": self.data_parallel.replicated
+        }
+        self._init = jax.jit(self._init_state, **shardings)
 
     def _jit_step(self):
         dp = self.data_parallel
@@ -201,6 +207,11 @@ class Trainer:
             out_shardings=(dp.replicated, dp.replicated),
         )
 
+    def _init_state(self, key, x0) -> TrainState:
+        init_key, key = jax.random.split(key)
+        params, state = self.rule.init(self.model, init_key, x0)
+        return TrainState(params, self.optimizer.init(params), state, jnp.zeros((), jnp.int32), key)
+
     def init(self, key, xs) -> TrainState:
         """Parameters (with Local's auxiliary heads if the rule has them) and optimizer state.
 
@@ -208,10 +219,7 @@ class Trainer:
           key: a PRNG key (the run's seed).
           xs: a batch ``[T, B, ...]`` (only ``xs[0]``'s shape is used).
         """
-        init_key, key = jax.random.split(key)
-        params, state = self.rule.init(self.model, init_key, jnp.asarray(xs[0]))
-        ts = TrainState(params, self.optimizer.init(params), state, jnp.zeros((), jnp.int32), key)
-        return ts if self.data_parallel is None else self.data_parallel.replicate(ts)
+        return self._init(key, xs[0])
 
     def check(self, xs, ys) -> None:
         """Validate a batch and the rule's settings for it (raises ValueError).
@@ -277,4 +285,5 @@ class Trainer:
         if dp is not None:  # only shapes matter; numpy inputs cannot carry a sharding
             xs = jax.ShapeDtypeStruct(np.shape(xs), jnp.result_type(xs), sharding=dp.xs_sharding)
             ys = jax.ShapeDtypeStruct(np.shape(ys), jnp.result_type(ys), sharding=dp.ys_sharding)
-        return self._jit_step().lower(ts, xs, ys)
+        # The step's own jit: compiling this lowering also serves the step's first call.
+        return self._step.lower(ts, xs, ys)

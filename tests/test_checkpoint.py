@@ -1,0 +1,272 @@
+"""Checkpoints: exact round trip, keep-K, atomic writes, kill-and-resume equals uninterrupted."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import snnjax as sj
+from snnjax import checkpoint, distributed
+from snnjax.checkpoint import Checkpointer, complete_steps, read_checkpoint
+from snnjax.experiment import TrainConfig, train_and_evaluate
+from snnjax.train import Trainer
+
+ENV = {
+    **os.environ,
+    "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
+    "JAX_PLATFORMS": "cpu",
+}
+
+
+def _trained(mesh=None, steps=2):
+    """A train state with BatchNorm statistics, momentum/Adam moments and a moved PRNG key."""
+    xs = np.random.default_rng(0).random((3, 8, 64), np.float32)
+    ys = np.arange(8, dtype=np.int32) % 10
+    opt = optax.chain(optax.add_decayed_weights(1e-4), optax.adam(lambda c: 1e-2 / (1 + c)))
+    trainer = Trainer(sj.models.mlp(10, hidden=(16,), norm=True), sj.rules.bptt(), opt,
+                      mesh=mesh)
+    ts = trainer.init(jax.random.key(0), xs)
+    for _ in range(steps):
+        ts, _ = trainer.step(ts, xs, ys)
+    return trainer, ts, xs
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """``(trainer, ts, xs)`` on one device; shared (compiling it is the slow part)."""
+    return _trained()
+
+
+def _assert_states_equal(a, b):
+    np.testing.assert_array_equal(jax.random.key_data(a.key), jax.random.key_data(b.key))
+    assert jax.tree.structure(a) == jax.tree.structure(b)
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        if jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
+            continue
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_round_trip_is_exact(tmp_path, trained):
+    trainer, ts, xs = trained
+    meta = {"epoch": 1, "batch": 7, "history": [{"loss": 0.1 + 0.2}]}
+    with Checkpointer(tmp_path, keep=2) as ckpt:
+        ckpt.save(2, ts, meta)
+    assert complete_steps(tmp_path) == [2]
+    like = trainer.init(jax.random.key(99), xs)
+    with Checkpointer(tmp_path) as ckpt:
+        restored, got = ckpt.restore(like)
+    _assert_states_equal(restored, ts)
+    assert got == meta  # floats round-trip exactly through JSON
+    assert "batch_stats" in restored.state and int(restored.step) == 2
+
+
+def test_keeps_the_newest_k(tmp_path, trained):
+    _, ts, _ = trained
+    with Checkpointer(tmp_path, keep=2) as ckpt:
+        for step in range(1, 5):
+            ckpt.save(step, ts, {"step": step})
+        ckpt.wait()
+        assert ckpt.steps() == [3, 4]
+    assert read_checkpoint(tmp_path)[1] == {"step": 4}
+
+
+def test_refuses_to_save_a_non_finite_state(tmp_path, trained):
+    _, ts, _ = trained
+    bad = ts._replace(params=jax.tree.map(lambda a: a.at[..., 0].set(jnp.nan), ts.params))
+    with Checkpointer(tmp_path) as ckpt:
+        with pytest.raises(FloatingPointError, match="NaN or Inf"):
+            ckpt.save(1, bad, {})
+    assert complete_steps(tmp_path) == []
+
+
+def test_restores_onto_another_device_count(tmp_path, trained):
+    """Saved replicated on a 4-device mesh, restored on one device (preempted, smaller slice)."""
+    _, ts4, xs = _trained(mesh=distributed.data_parallel(4).mesh)
+    with Checkpointer(tmp_path) as ckpt:
+        ckpt.save(1, ts4, {})
+    trainer1 = trained[0]
+    with Checkpointer(tmp_path) as ckpt:
+        ts1, _ = ckpt.restore(trainer1.init(jax.random.key(3), xs))
+    _assert_states_equal(ts1, jax.device_get(ts4))
+    assert len(jax.tree.leaves(ts1.params)[0].sharding.device_set) == 1
+
+
+def test_unfinished_and_unreadable_checkpoints_are_skipped(tmp_path, trained):
+    trainer, ts, xs = trained
+    with Checkpointer(tmp_path, keep=5) as ckpt:
+        ckpt.save(1, ts, {"step": 1})
+        ckpt.save(2, ts, {"step": 2})
+    # An orbax tmp dir (a write in progress or killed) and a step dir without the commit file.
+    (tmp_path / "3.orbax-checkpoint-tmp-1234" / "state").mkdir(parents=True)
+    (tmp_path / "4").mkdir()
+    assert complete_steps(tmp_path) == [1, 2]
+    # A committed checkpoint whose data was lost: restore falls back to the older one.
+    for f in (tmp_path / "2" / "state").rglob("*"):
+        if f.is_file() and f.name != "commit_success.txt":
+            f.unlink()
+    with Checkpointer(tmp_path) as ckpt:
+        _, meta = ckpt.restore(trainer.init(jax.random.key(1), xs))
+    assert meta == {"step": 1}
+
+
+def test_missing_orbax_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "orbax.checkpoint", None)  # import now fails
+    with pytest.raises(checkpoint.MissingDependencyError, match=r"snnjax\[checkpoint\]"):
+        Checkpointer(tmp_path)
+    from snnjax import cli
+
+    assert cli.main(["train", "--checkpoint-dir", str(tmp_path), "--no-progress"]) == 2
+
+
+_KILL_DURING_SAVE = textwrap.dedent("""
+    import os, signal, sys
+    import jax, jax.numpy as jnp, optax
+    from snnjax.checkpoint import Checkpointer
+    from snnjax.train import TrainState
+
+    directory, where = sys.argv[1], sys.argv[2]
+    params = {"w": jnp.arange(50_000.0)}
+    ts = TrainState(params, optax.adam(1e-3).init(params), {}, jnp.zeros((), jnp.int32),
+                    jax.random.key(0))
+    ckpt = Checkpointer(directory)
+    ckpt.save(1, ts, {"step": 1})
+    ckpt.wait()
+
+    def die(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    if where == "commit":  # every file written, the commit (rename) not yet done
+        from orbax.checkpoint._src.path import atomicity
+        atomicity.AtomicRenameTemporaryPath.finalize = die
+    else:  # while the items are being written into the tmp directory
+        from orbax.checkpoint._src.handlers import json_checkpoint_handler as h
+
+        async def die_async(*args, **kwargs):
+            die()
+
+        h.JsonCheckpointHandler._save_fn = die_async
+    ckpt.save(2, ts._replace(params={"w": params["w"] + 1}), {"step": 2})
+    ckpt.wait()
+    print("not killed")
+""")
+
+
+@pytest.mark.parametrize("where", ["write", "commit"])
+def test_a_write_killed_midway_is_never_the_newest(tmp_path, where):
+    proc = subprocess.run(
+        [sys.executable, "-c", _KILL_DURING_SAVE, str(tmp_path), where],
+        env=ENV, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stdout + proc.stderr[-3000:]
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith("2")]
+    assert leftovers and all("orbax-checkpoint-tmp" in n for n in leftovers), leftovers
+    assert complete_steps(tmp_path) == [1]
+    arrays, meta = read_checkpoint(tmp_path)
+    assert meta == {"step": 1}
+    np.testing.assert_array_equal(arrays["params"]["w"], np.arange(50_000.0, dtype=np.float32))
+    import orbax.checkpoint as ocp
+
+    with ocp.CheckpointManager(tmp_path) as mngr:  # orbax agrees
+        assert mngr.latest_step() == 1
+
+
+_KILL_DURING_TRAINING = textwrap.dedent("""
+    import os, signal, sys, time
+    from snnjax import cli, train
+
+    directory, kill_at, committed = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    step, calls = train.Trainer.step, [0]
+
+    def step_then_die(self, *args, **kwargs):
+        calls[0] += 1
+        if calls[0] == kill_at:  # SIGKILL once checkpoint `committed` is on disk
+            deadline = time.time() + 120
+            marker = os.path.join(directory, committed, "commit_success.txt")
+            while not os.path.exists(marker) and time.time() < deadline:
+                time.sleep(0.01)
+            os.kill(os.getpid(), signal.SIGKILL)
+        return step(self, *args, **kwargs)
+
+    train.Trainer.step = step_then_die
+    sys.exit(cli.main(sys.argv[4:]))
+""")
+
+TINY = dict(epochs=2, batch_size=64, hidden=(32,), T=3, devices=1, seed=5, dropout=0.1)
+
+
+def _cli_args(cfg: dict) -> list[str]:
+    args = ["train", "--no-progress"]
+    for k, v in cfg.items():
+        flag = "--" + k.replace("_", "-")
+        args += [flag, ",".join(map(str, v)) if isinstance(v, tuple) else str(v)]
+    return args
+
+
+def test_killed_mid_epoch_then_resumed_equals_uninterrupted(tmp_path):
+    """22 batches per epoch; checkpoints every 5 steps; SIGKILL at step 28 (epoch 2, batch 6)."""
+    killed = tmp_path / "killed"
+    args = _cli_args({**TINY, "checkpoint_dir": killed, "checkpoint_every": 5})
+    proc = subprocess.run(
+        [sys.executable, "-c", _KILL_DURING_TRAINING, str(killed), "28", "25", *args],
+        env=ENV, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
+    assert complete_steps(killed)[-1] == 25
+    _, meta = read_checkpoint(killed)
+    assert (meta["epoch"], meta["batch"], meta["step"]) == (1, 3, 25)  # mid-epoch
+
+    out = tmp_path / "resumed.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "snnjax.cli", *args, "--resume", "--out", str(out)],
+        env=ENV, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "resumed from step 25" in proc.stdout + proc.stderr
+    resumed = json.loads(out.read_text())
+
+    straight = train_and_evaluate(
+        TrainConfig(**TINY, checkpoint_dir=str(tmp_path / "straight")), progress=False,
+        log=lambda *a: None,
+    )
+    assert resumed["history"] == straight["history"]  # bit-identical losses and accuracies
+    a, meta_a = read_checkpoint(killed)
+    b, meta_b = read_checkpoint(tmp_path / "straight")
+    assert meta_a["step"] == meta_b["step"] == 44
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_divergence_stops_training_and_keeps_the_last_good_checkpoint(tmp_path):
+    cfg = TrainConfig(epochs=1, batch_size=64, hidden=(32,), T=3, devices=1, optimizer="sgd",
+                      lr=1e8, mse=1.0, checkpoint_dir=str(tmp_path), checkpoint_every=1)
+    with pytest.raises(FloatingPointError, match=r"loss is inf.*last good checkpoint \(step 3\)"):
+        train_and_evaluate(cfg, progress=False, log=lambda *a: None)
+    assert complete_steps(tmp_path)[-1] == 3
+    arrays, meta = read_checkpoint(tmp_path)
+    assert meta["step"] == 3
+    assert all(np.isfinite(a).all() for a in jax.tree.leaves(arrays["params"]))
+
+
+def test_resume_refuses_a_different_config_and_fresh_runs_refuse_a_used_dir(tmp_path):
+    base = dict(epochs=1, batch_size=256, hidden=(8,), T=2, devices=1,
+                checkpoint_dir=str(tmp_path))
+    train_and_evaluate(TrainConfig(**base), progress=False, log=lambda *a: None)
+    with pytest.raises(ValueError, match="already holds a run"):
+        train_and_evaluate(TrainConfig(**base), progress=False, log=lambda *a: None)
+    with pytest.raises(ValueError, match=r"differs in lr"):
+        train_and_evaluate(TrainConfig(**base, lr=0.5, resume=True), progress=False,
+                           log=lambda *a: None)
+    # Resuming a finished run returns its results without training again.
+    done = train_and_evaluate(TrainConfig(**base, resume=True), progress=False,
+                              log=lambda *a: None)
+    assert len(done["history"]) == 1

@@ -55,6 +55,8 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hidden", type=_int_tuple, default=d.hidden, help="MLP widths, e.g. 128,64")
     p.add_argument("--width", type=float, default=d.width, help="VGG channel multiplier")
     p.add_argument("--dropout", type=float, default=d.dropout)
+    p.add_argument("--pool", default=None, choices=["avg", "max"],
+                   help="pooling of the conv models (default: the model's own)")
     p.add_argument("--devices", type=int, default=d.devices,
                    help="data parallel over this many devices (default: all)")
     p.add_argument("--distributed", action="store_true",

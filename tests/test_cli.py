@@ -1,0 +1,113 @@
+"""The CLI as a user runs it: a subprocess per command."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+ENV = {**os.environ, "JAX_PLATFORMS": "cpu"}
+ENV.pop("XLA_FLAGS", None)  # one device, as on a user's laptop
+
+
+def snnjax(*args, timeout=300):
+    return subprocess.run(
+        [sys.executable, "-m", "snnjax.cli", *args], capture_output=True, text=True,
+        env=ENV, timeout=timeout,
+    )
+
+
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "run.json"
+    proc = snnjax("train", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    return proc, json.loads(out.read_text())
+
+
+def test_default_train_reaches_stated_accuracy(default_run):
+    # README: the default run reaches >= 90 % test accuracy on the 8x8 digits.
+    proc, result = default_run
+    assert result["final_test_accuracy"] >= 0.90
+    assert "final test accuracy" in proc.stdout
+
+
+def test_results_json_keys(default_run):
+    _, result = default_run
+    assert result["config"]["rule"] == "bptt" and result["config"]["dataset"] == "digits"
+    assert len(result["history"]) == result["config"]["epochs"]
+    for row in result["history"]:
+        assert {"loss", "train_accuracy", "test_accuracy"} <= set(row)
+        assert 0.0 <= row["test_accuracy"] <= 1.0
+    assert 0.0 <= result["final_test_accuracy"] <= 1.0
+    assert result["step_time_s"] > 0
+    mem = result["compiled_memory"]
+    assert result["compiled_memory_bytes"] == (
+        mem["temp_bytes"] + mem["argument_bytes"] + mem["output_bytes"]
+    )
+
+
+RULE_ARGS = {
+    "tbptt": ["--window", "2"],
+    "local": ["--block-size", "1"],
+    "tbptt-local": ["--window", "2", "--block-size", "1"],
+    "sltt": [],
+    "sltt-k": ["--K", "2"],
+    "ottt-a": [],
+    "ottt-o": [],
+}
+
+
+@pytest.fixture(scope="module")
+def bptt_two_layer(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bptt") / "r.json"
+    proc = snnjax("train", "--hidden", "128,64", "--no-progress", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(out.read_text())["final_test_accuracy"]
+
+
+@pytest.mark.parametrize("rule", sorted(RULE_ARGS))
+def test_every_rule_trains_within_5_points_of_bptt(rule, bptt_two_layer, tmp_path):
+    # Two hidden layers, so that Local (block size 1) really has two blocks.
+    out = tmp_path / "r.json"
+    proc = snnjax("train", "--rule", rule, *RULE_ARGS[rule], "--hidden", "128,64",
+                  "--no-progress", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    acc = json.loads(out.read_text())["final_test_accuracy"]
+    assert acc >= bptt_two_layer - 0.05, (rule, acc, bptt_two_layer)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--T", "0"], "T (time steps) must be >= 1"),
+        (["--rule", "rtrl"], "unknown rule"),
+        (["--model", "transformer"], "unknown model"),
+        (["--surrogate", "tanh"], "unknown surrogate"),
+        (["--dataset", "imagenet22k"], "unknown dataset"),
+        (["--rule", "sltt-k", "--K", "9", "--T", "4"], "K=9 is larger"),
+        (["--rule", "tbptt", "--window", "6", "--T", "4"], "longer than the sequence"),
+        (["--rule", "ottt-a", "--model", "cnn", "--pool", "max"], "max pooling"),
+    ],
+)
+def test_bad_settings_give_a_clear_error(args, message):
+    proc = snnjax("train", "--epochs", "1", "--no-progress", *args)
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_compare_grads_json(tmp_path):
+    out = tmp_path / "grads.json"
+    proc = snnjax("compare-grads", "--model", "mlp", "--T", "4", "--rules", "sltt,tbptt,ottt-a",
+                  "--json", str(out))
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(out.read_text())
+    assert {r["rule"] for r in rows} == {"sltt", "tbptt(k=2)", "ottt_a"}
+    for r in rows:
+        assert set(r) == {"rule", "param", "cosine", "norm_ratio"}
+        assert -1.0 - 1e-9 <= r["cosine"] <= 1.0 + 1e-9
+    # The readout's gradient is exact under SLTT (no temporal route reaches it).
+    readout = [r for r in rows if r["rule"] == "sltt" and r["param"] == "readout/Dense_0/kernel"]
+    assert readout and readout[0]["cosine"] == pytest.approx(1.0, abs=1e-6)

@@ -83,8 +83,8 @@ def read_checkpoint(directory: str | os.PathLike, step: int | None = None) -> tu
     """``(arrays, meta)`` of a checkpoint, without a model: for inspection and tests.
 
     ``arrays`` is the saved dict (``params``, ``opt_state``, ``state``, ``step``, ``key`` as
-    raw key data) with every array on the first local device, whatever device count or
-    host count wrote it; ``step`` None means the newest complete checkpoint.
+    raw key data) as NumPy arrays, whatever device count or host count wrote it; ``step``
+    None means the newest complete checkpoint.
     """
     ocp = _orbax()
     step = latest_complete_step(directory) if step is None else step
@@ -99,7 +99,8 @@ def read_checkpoint(directory: str | os.PathLike, step: int | None = None) -> tu
                 meta=ocp.args.JsonRestore(),
             ),
         )
-    return dict(out.state), dict(out.meta)
+    # Where the saved devices exist orbax restores onto them; NumPy is the same everywhere.
+    return jax.tree.map(np.asarray, dict(out.state)), dict(out.meta)
 
 
 def _to_tree(ts: TrainState) -> dict:

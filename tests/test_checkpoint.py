@@ -91,10 +91,10 @@ def test_refuses_to_save_a_non_finite_state(tmp_path, trained):
 
 def test_restores_onto_another_device_count(tmp_path, trained):
     """Saved replicated on a 4-device mesh, restored on one device (preempted, smaller slice)."""
-    _, ts4, xs = _trained(mesh=distributed.data_parallel(4).mesh)
+    trainer1, ts, xs = trained
+    ts4 = distributed.data_parallel(4).replicate(ts)
     with Checkpointer(tmp_path) as ckpt:
         ckpt.save(1, ts4, {})
-    trainer1 = trained[0]
     with Checkpointer(tmp_path) as ckpt:
         ts1, _ = ckpt.restore(trainer1.init(jax.random.key(3), xs))
     _assert_states_equal(ts1, jax.device_get(ts4))

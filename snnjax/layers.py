@@ -22,6 +22,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from snnjax.convolution import conv2d
 from snnjax.neuron import LIFParams, lif_step
 
 __all__ = [
@@ -150,9 +151,8 @@ class Dense(nn.Module):
 
 
 def _conv_op(x, kernel, *, strides, padding):
-    return jax.lax.conv_general_dilated(
-        x, kernel, strides, padding, dimension_numbers=("NHWC", "HWIO", "NHWC")
-    )
+    # NHWC/HWIO; conv2d's gradients stay fast inside lax.scan on CPU (snnjax.convolution).
+    return conv2d(x, kernel, strides, padding)
 
 
 class Conv(nn.Module):

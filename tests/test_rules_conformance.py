@@ -141,3 +141,17 @@ def test_rate_loss_only_with_bptt():
 def test_T_must_be_positive():
     with pytest.raises(ValueError, match="T"):
         rules.sltt().validate(0, per_step())
+
+
+def test_sltt_k_selects_each_step_with_frequency_K_over_T():
+    # N draws of K=3 among T=8 steps: each step's count is Binomial(N, 3/8); we allow
+    # 5 standard deviations (a false failure has probability < 1e-5 per step).
+    T_, K, N = 8, 3, 4000
+    keys = jax.random.split(jax.random.key(123), N)
+    masks = np.asarray(jax.vmap(lambda k: rules.select_steps(k, T_, K))(keys))
+    assert (masks.sum(axis=1) == K).all()  # exactly K distinct steps each time
+    p = K / T_
+    freq = masks.mean(axis=0)
+    assert np.all(np.abs(freq - p) < 5 * np.sqrt(p * (1 - p) / N)), freq
+    # Different batches get different selections.
+    assert len({tuple(m) for m in masks[:50]}) > 10

@@ -231,6 +231,8 @@ class Rule(NamedTuple):
       check: ``check(T)`` raises ValueError for an impossible setting (window > T, K > T).
       rate_loss_ok: whether the rule can take a loss that couples all steps (BPTT only).
       memory: the rule's training memory in T, for docs and tables ("O(T)", "O(1)", ...).
+      updates_per_batch: ``updates_per_batch(T)``, optimizer steps per batch (T for OTTT_O,
+        the number of windows for online TBPTT, else 1): schedules stepped per epoch need it.
     """
 
     name: str
@@ -241,6 +243,7 @@ class Rule(NamedTuple):
     check: Callable[[int], None] = lambda T: None
     rate_loss_ok: bool = False
     memory: str = "O(T)"
+    updates_per_batch: Callable[[int], int] = lambda T: 1
 
     # -- the public interface ---------------------------------------------------------
 

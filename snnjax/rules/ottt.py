@@ -41,6 +41,7 @@ def ottt(*, online: bool = False) -> Rule:
         online_fn=_ottt_online if online else None,
         traced=True,
         memory="O(1)",
+        updates_per_batch=(lambda T: T) if online else (lambda T: 1),
     )
 
 

@@ -48,4 +48,5 @@ def tbptt(k: int, *, online: bool = False) -> Rule:
         online_fn=functools.partial(_online, k=k) if online else None,
         check=functools.partial(_check_window, k),
         memory="O(k)",
+        updates_per_batch=(lambda T: -(-T // k)) if online else (lambda T: 1),
     )

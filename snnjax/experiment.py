@@ -115,9 +115,7 @@ def make_optimizer(cfg: TrainConfig, steps_per_epoch: int) -> optax.GradientTran
     if cfg.schedule == "cosine":
         per_epoch = optax.cosine_decay_schedule(cfg.lr, cfg.epochs)
         # OTTT_O and online TBPTT update several times per batch: count epochs, not updates.
-        updates_per_step = cfg.T if cfg.rule == "ottt-o" else (
-            -(-cfg.T // cfg.window) if cfg.online and "tbptt" in cfg.rule else 1
-        )
+        updates_per_step = make_rule(cfg).updates_per_batch(cfg.T)
         per_update = steps_per_epoch * updates_per_step
         lr = lambda count: per_epoch(count // per_update)  # noqa: E731
     else:
@@ -153,14 +151,14 @@ _RUN_ONLY_FIELDS = frozenset(
 
 def _check_dataset(ds) -> None:
     """NaN/Inf in a dataset's in-memory samples: a clear error before anything compiles."""
-    x = ds.x
-    if isinstance(x, np.ndarray) and np.issubdtype(x.dtype, np.floating):
-        if not np.isfinite(x).all():
-            bad = np.unique(np.nonzero(~np.isfinite(x.reshape(len(x), -1)))[0])
-            raise ValueError(
-                f"dataset {ds.name!r}: {len(bad)} sample(s) contain NaN or Inf "
-                f"(first: index {bad[0]})"
-            )
+    x = ds.x  # lazily decoded datasets (not arrays) are checked per batch, in the step
+    if not (isinstance(x, np.ndarray) and np.issubdtype(x.dtype, np.floating)):
+        return
+    if not np.isfinite(x).all():
+        bad = np.unique(np.nonzero(~np.isfinite(x.reshape(len(x), -1)))[0])
+        raise ValueError(
+            f"dataset {ds.name!r}: {len(bad)} sample(s) contain NaN or Inf (first: index {bad[0]})"
+        )
 
 
 @dataclasses.dataclass
@@ -175,6 +173,7 @@ class _Position:
     accs: list = dataclasses.field(default_factory=list)
 
     def meta(self, cfg: TrainConfig) -> dict:
+        # asdict copies the lists: an asynchronous checkpoint write sees this snapshot.
         return {**dataclasses.asdict(self), "config": dataclasses.asdict(cfg)}
 
     @classmethod

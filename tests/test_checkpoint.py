@@ -83,9 +83,8 @@ def test_keeps_the_newest_k(tmp_path, trained):
 def test_refuses_to_save_a_non_finite_state(tmp_path, trained):
     _, ts, _ = trained
     bad = ts._replace(params=jax.tree.map(lambda a: a.at[..., 0].set(jnp.nan), ts.params))
-    with Checkpointer(tmp_path) as ckpt:
-        with pytest.raises(FloatingPointError, match="NaN or Inf"):
-            ckpt.save(1, bad, {})
+    with Checkpointer(tmp_path) as ckpt, pytest.raises(FloatingPointError, match="NaN or Inf"):
+        ckpt.save(1, bad, {})
     assert complete_steps(tmp_path) == []
 
 
@@ -201,7 +200,8 @@ _KILL_DURING_TRAINING = textwrap.dedent("""
     sys.exit(cli.main(sys.argv[4:]))
 """)
 
-TINY = dict(epochs=2, batch_size=64, hidden=(32,), T=3, devices=1, seed=5, dropout=0.1)
+TINY = {"epochs": 2, "batch_size": 64, "hidden": (32,), "T": 3, "devices": 1, "seed": 5,
+        "dropout": 0.1}
 
 
 def _cli_args(cfg: dict) -> list[str]:
@@ -258,8 +258,8 @@ def test_divergence_stops_training_and_keeps_the_last_good_checkpoint(tmp_path):
 
 
 def test_resume_refuses_a_different_config_and_fresh_runs_refuse_a_used_dir(tmp_path):
-    base = dict(epochs=1, batch_size=256, hidden=(8,), T=2, devices=1,
-                checkpoint_dir=str(tmp_path))
+    base = {"epochs": 1, "batch_size": 256, "hidden": (8,), "T": 2, "devices": 1,
+            "checkpoint_dir": str(tmp_path)}
     train_and_evaluate(TrainConfig(**base), progress=False, log=lambda *a: None)
     with pytest.raises(ValueError, match="already holds a run"):
         train_and_evaluate(TrainConfig(**base), progress=False, log=lambda *a: None)

@@ -162,7 +162,8 @@ def test_same_seed_gives_bit_identical_parameters(devices):
         return jax.device_get(ts)
 
     a, b = run(), run()
-    for x, y in zip(jax.tree.leaves((a.params, a.opt_state)), jax.tree.leaves((b.params, b.opt_state))):
+    leaves = lambda ts: jax.tree.leaves((ts.params, ts.opt_state))  # noqa: E731
+    for x, y in zip(leaves(a), leaves(b), strict=True):
         np.testing.assert_array_equal(x, y)
     np.testing.assert_array_equal(jax.random.key_data(a.key), jax.random.key_data(b.key))
 

@@ -57,20 +57,29 @@ def _orbax():
     return ocp
 
 
+def _location(directory: str | os.PathLike) -> str:
+    """An absolute local path, or a URL (``gs://...``) as given."""
+    directory = os.fspath(directory)
+    return directory if "://" in directory else os.path.abspath(directory)
+
+
 def complete_steps(directory: str | os.PathLike) -> list[int]:
     """Steps of the finished checkpoints in ``directory``, ascending.
 
     A finished checkpoint is a directory named by its step (not an orbax tmp directory)
-    that holds orbax's commit file.
+    that holds orbax's commit file. Local paths and, through orbax's ``etils.epath``,
+    cloud URLs (``gs://...``) are both understood.
     """
-    if not os.path.isdir(directory):
+    _orbax()
+    from etils import epath  # installed with orbax
+
+    root = epath.Path(_location(directory))
+    if not root.is_dir():
         return []
-    steps = []
-    for name in os.listdir(directory):
-        path = os.path.join(directory, name)
-        if _STEP_DIR.match(name) and os.path.isfile(os.path.join(path, COMMIT_FILE)):
-            steps.append(int(name))
-    return sorted(steps)
+    return sorted(
+        int(p.name) for p in root.iterdir()
+        if _STEP_DIR.match(p.name) and (p / COMMIT_FILE).exists()
+    )
 
 
 def latest_complete_step(directory: str | os.PathLike) -> int | None:
@@ -91,7 +100,7 @@ def read_checkpoint(directory: str | os.PathLike, step: int | None = None) -> tu
     if step is None:
         raise FileNotFoundError(f"no complete checkpoint in {directory}")
     one_device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-    with ocp.CheckpointManager(os.path.abspath(os.fspath(directory))) as manager:
+    with ocp.CheckpointManager(_location(directory)) as manager:
         out = manager.restore(
             int(step),
             args=ocp.args.Composite(
@@ -156,7 +165,7 @@ class Checkpointer:
         if keep < 1:
             raise ValueError(f"keep must be >= 1 checkpoint, got {keep}")
         ocp = _orbax()
-        self.directory = os.path.abspath(os.fspath(directory))
+        self.directory = _location(directory)
         self._ocp = ocp
         self._manager = ocp.CheckpointManager(
             self.directory,

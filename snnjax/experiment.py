@@ -241,8 +241,10 @@ def train_and_evaluate(cfg: TrainConfig, *, progress: bool = True, log=None) -> 
     ``cfg.distributed``). With ``cfg.checkpoint_dir``, a checkpoint at the end of every epoch
     and every ``cfg.checkpoint_every`` steps, keeping ``cfg.keep_checkpoints``;
     ``cfg.resume`` continues from the newest complete one, bit-identically to an
-    uninterrupted run on the same machine and device count. A NaN/Inf input, loss or
-    gradient raises FloatingPointError before anything non-finite is saved.
+    uninterrupted run on the same machine and device count (checked on CPU; on GPUs XLA
+    may pick non-deterministic reductions unless ``XLA_FLAGS=--xla_gpu_deterministic_ops=true``).
+    A NaN/Inf input, loss or gradient raises FloatingPointError before anything non-finite
+    is saved.
     """
     cfg.validate()
     if distributed.wants_distributed(cfg.distributed):

@@ -165,7 +165,7 @@ def grid_rows(
             rule = inner if m >= n_units else rules.local(inner, block_size=m)
             meas = cost.measure(
                 model, rule, T=T, batch_size=batch_size, input_shape=input_shape,
-                time_steps=steps,
+                time_steps=steps, rates=False,  # the grid shows no AC figures
             )
             rows.append(_row(meas, name=rule.name, window=k, block_size=min(m, n_units)))
             log(format_table([rows[-1]], header=len(rows) == 1))
@@ -226,7 +226,7 @@ def plan_rows(
         trainer = Trainer(model, rule, cost.default_optimizer())
         cache: dict[tuple[int, int], int] = {}
 
-        def memory(t: int, b: int) -> int:
+        def memory(t: int, b: int, cache=cache, trainer=trainer) -> int:
             if (t, b) not in cache:
                 xs, ys = cost.abstract_batch(t, b, input_shape)
                 cache[(t, b)] = cost.step_memory(trainer, xs, ys)["memory_bytes"]

@@ -78,9 +78,9 @@ def _bwd(strides, padding, residuals, g):
     r_h = (x.shape[1] + pl_h + ph_h - kh) % sh
     r_w = (x.shape[2] + pl_w + ph_w - kw) % sw
     k_t = _plain(jnp.flip(kernel, (0, 1)).transpose(0, 1, 3, 2))
+    dx_pads = ((kh - 1 - pl_h, kh - 1 - ph_h + r_h), (kw - 1 - pl_w, kw - 1 - ph_w + r_w))
     dx = jax.lax.conv_general_dilated(
-        g, k_t, (1, 1), ((kh - 1 - pl_h, kh - 1 - ph_h + r_h), (kw - 1 - pl_w, kw - 1 - ph_w + r_w)),
-        lhs_dilation=(sh, sw), dimension_numbers=_DN,
+        g, k_t, (1, 1), dx_pads, lhs_dilation=(sh, sw), dimension_numbers=_DN
     )
 
     # Kernel gradient: a convolution over the spatial axes with the batch as the contracted

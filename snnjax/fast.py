@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 
 from snnjax.layers import Conv, Dense, Readout
 from snnjax.models.base import ConvUnit, DenseUnit, SpikingSequential

@@ -52,7 +52,7 @@ def test_gradients_in_a_scan_use_plain_layouts():
         return {ln.split("dim_labels=")[1].split(",")[0] for ln in hlo.splitlines()
                 if " convolution(" in ln}
 
-    lax_conv = lambda x, k: jax.lax.conv_general_dilated(x, k, (1, 1), "SAME",  # noqa: E731
+    lax_conv = lambda x, k: jax.lax.conv_general_dilated(x, k, (1, 1), "SAME",
                                                          dimension_numbers=DN)
     assert labels(lax_conv) != {"b01f_01io->b01f"}  # the problem this module works around
     assert labels(lambda x, k: conv2d(x, k)) == {"b01f_01io->b01f"}

@@ -1,0 +1,252 @@
+"""snnjax side by side with snnTorch, SpikingJelly, spyx and slax, on this machine, in one run.
+
+    bash benchmarks/setup_peers.sh                     # once: the peers' own venv
+    .venv/bin/python benchmarks/peers.py --json benchmarks/results/peers.json
+
+Two workloads, every library with the same T, batch, weights, inputs, labels and LIF dynamics
+(λ = 0.5, V_th = 1, soft reset, sigmoid surrogate α = 4), time-major:
+
+- ``dense``: the Open Neuromorphic framework benchmark's network, one Linear(N→N) + LIF
+  layer, loss = sum of the output spikes; published at T = 500, batch 16, N = 4096-16384 on
+  a GPU, here scaled to this CPU: T = 100, batch 16, N = 512, 1024, 2048.
+- ``conv``: a VGG-11-style net at a quarter of the channels (16…128), CIFAR-sized input
+  (32×32×3), T = 6, batch 16, per-step cross-entropy; BPTT in every library, and SLTT and
+  OTTT where a library ships them (SpikingJelly's ``SLTTLIFNode`` / ``OTTTLIFNode`` with its
+  online per-step backward), against snnjax's ``sltt()``, ``sltt_k(1)`` and ``ottt()``.
+
+Each library runs in its own worker process (:mod:`peer_worker`; the peers under
+``benchmarks/.peers``), all started before timing, then timed in interleaved rounds (one
+step per library per round, rotating the order), medians reported. A step is loss plus
+gradients; forward and backward are also timed separately (see :mod:`peer_worker`). Memory
+is each process's peak resident-memory growth during one step, the same probe for every
+library, plus XLA's compiled memory for the JAX libraries.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+WORKER = HERE / "peer_worker.py"
+PEERS_PYTHON = HERE / ".peers" / "bin" / "python"
+
+DENSE_LIBS = ("snnjax", "snnjax-fast", "snntorch", "spikingjelly", "spikingjelly-compile",
+              "spyx", "slax")
+CONV_LIBS = ("snnjax", "snnjax-fast", "snntorch", "spikingjelly", "spyx",
+             "snnjax-sltt", "snnjax-sltt-k", "snnjax-ottt-a",
+             "spikingjelly-sltt", "spikingjelly-ottt")
+# The snnjax row each peer row is compared with (same rule).
+SAME_RULE = {"spikingjelly-sltt": "snnjax-sltt", "spikingjelly-ottt": "snnjax-ottt-a"}
+RULE = {"snnjax-sltt": "SLTT", "snnjax-sltt-k": "SLTT-K (K=1)", "snnjax-ottt-a": "OTTT_A",
+        "spikingjelly-sltt": "SLTT", "spikingjelly-ottt": "OTTT_A",
+        "snnjax-fast": "BPTT (layer-wise)", "spikingjelly-compile": "BPTT (torch.compile)"}
+
+
+def machine() -> dict:
+    """What the numbers were measured on."""
+    cpu = platform.processor()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")),
+                       cpu)
+        with open("/proc/meminfo") as f:
+            mem_kib = int(next(ln for ln in f if ln.startswith("MemTotal")).split()[1])
+    except (OSError, StopIteration):
+        mem_kib = 0
+    return {
+        "cpu": cpu, "logical_cores": os.cpu_count(), "memory_gib": round(mem_kib / 2**20, 1),
+        "os": platform.platform(), "python": platform.python_version(),
+        "load_average": os.getloadavg(),
+    }
+
+
+class Worker:
+    """One library's worker process, ready to run steps on request."""
+
+    def __init__(self, lib: str, workload: str, args: list[str], python: str, threads: int):
+        self.lib = lib
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env.pop("XLA_FLAGS", None)  # one CPU device, as a user would have
+        # OpenMP threads that spin while waiting made torch 100-200x slower here whenever
+        # another process wanted the same cores; passive waiting keeps it sane.
+        env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        cmd = [python, str(WORKER), "--lib", lib, "--workload", workload,
+               "--threads", str(threads), *args]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True, env=env)
+        self.info = self._read()
+
+    def _read(self) -> dict:
+        line = self.proc.stdout.readline()
+        if not line:
+            err = self.proc.stderr.read()
+            raise RuntimeError(f"{self.lib} worker failed:\n{err[-3000:]}")
+        return json.loads(line)
+
+    def run(self, k: int = 1) -> dict:
+        self.proc.stdin.write(f"run {k}\n")
+        self.proc.stdin.flush()
+        return self._read()
+
+    def close(self):
+        try:
+            self.proc.stdin.write("quit\n")
+            self.proc.stdin.flush()
+            self.proc.wait(timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            self.proc.kill()
+
+
+def _median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def bench_config(workload, libs, args, *, rounds, threads, log=print) -> list[dict]:
+    """Start a worker per library, time them in interleaved rounds, return one row each."""
+    workers = []
+    for lib in libs:
+        python = sys.executable if lib.startswith("snnjax") else str(PEERS_PYTHON)
+        if not lib.startswith("snnjax") and not PEERS_PYTHON.exists():
+            log(f"  {lib}: skipped (run benchmarks/setup_peers.sh first)")
+            continue
+        t0 = time.perf_counter()
+        try:
+            workers.append(Worker(lib, workload, args, python, threads))
+        except RuntimeError as e:
+            log(f"  {lib}: skipped, {str(e).splitlines()[-1]}")
+            continue
+        log(f"  {lib}: ready in {time.perf_counter() - t0:.1f} s")
+    times = {w.lib: {"step": [], "fwd": [], "bwd": []} for w in workers}
+    for r in range(rounds):
+        order = workers[r % len(workers):] + workers[: r % len(workers)] if workers else []
+        for w in order:
+            time.sleep(0.2)  # let the previous process's thread pool go idle
+            out = w.run(1)
+            for k in ("step", "fwd", "bwd"):
+                times[w.lib][k] += out[k]
+    rows = []
+    for w in workers:
+        w.close()
+        info = w.info
+        rows.append({
+            "workload": workload, "lib": w.lib, "rule": RULE.get(w.lib, "BPTT"),
+            "config": " ".join(args), "versions": info["versions"],
+            "step_s": _median(times[w.lib]["step"]), "fwd_s": _median(times[w.lib]["fwd"]),
+            "bwd_s": _median(times[w.lib]["bwd"]), "rounds": rounds,
+            "loss": info["loss"], "peak_rss_bytes": info["peak_rss_bytes"],
+            "compiled_memory_bytes": info["compiled_memory_bytes"], "setup_s": info["setup_s"],
+            "threads": info.get("threads"),
+        })
+    by = {r["lib"]: r for r in rows}
+    for r in rows:
+        for key, ref in (("vs_snnjax", "snnjax"), ("vs_snnjax_fast", "snnjax-fast"),
+                         ("vs_same_rule", SAME_RULE.get(r["lib"], "snnjax"))):
+            base = by.get(ref, {}).get("step_s")
+            r[key] = r["step_s"] / base if base and r["step_s"] else None
+    return rows
+
+
+def run(*, workloads=("dense", "conv"), Ns=(512, 1024, 2048), T_dense=100, T_conv=6,
+        batch=16, width=0.25, rounds=7, threads=None, libs=None, log=print) -> dict:
+    """All configurations; returns ``{"machine", "rows"}``."""
+    threads = threads or 0  # 0: each torch worker picks the faster of 1 and all cores
+    rows = []
+    start = machine()
+    if "dense" in workloads:
+        for N in Ns:
+            log(f"dense: Linear({N}→{N}) + LIF, T={T_dense}, batch {batch}")
+            use = [lib for lib in DENSE_LIBS if libs is None or lib in libs]
+            rows += bench_config("dense", use, ["--T", str(T_dense), "--batch", str(batch),
+                                                "--N", str(N)], rounds=rounds, threads=threads,
+                                 log=log)
+    if "conv" in workloads:
+        log(f"conv: VGG-11-style ×{width}, 32×32×3, T={T_conv}, batch {batch}")
+        use = [lib for lib in CONV_LIBS if libs is None or lib in libs]
+        rows += bench_config("conv", use, ["--T", str(T_conv), "--batch", str(batch),
+                                           "--width", str(width)], rounds=rounds,
+                             threads=threads, log=log)
+    end = machine()
+    start["load_average_end"] = end["load_average"]
+    start["threads"] = threads
+    return {"machine": start, "rows": rows}
+
+
+def _fmt(v, scale=1e3, digits=1):
+    return "-" if v is None else f"{v * scale:.{digits}f}"
+
+
+def markdown(result: dict) -> str:
+    """The rows as Markdown tables, one per configuration."""
+    lines = []
+    m = result["machine"]
+    lines.append(
+        f"Machine: {m['cpu']}, {m['logical_cores']} logical cores, {m['memory_gib']} GiB, "
+        f"{m['os']}, Python {m['python']}; torch threads: "
+        f"{m['threads'] or 'per library, the faster of 1 and all cores'}; JAX: XLA's defaults; "
+        "load average "
+        f"{m['load_average'][0]:.1f} at start, {m['load_average_end'][0]:.1f} at end."
+    )
+    versions = {}
+    for r in result["rows"]:
+        versions.update(r["versions"])
+    lines.append("Versions: " + ", ".join(f"{k} {v}" for k, v in sorted(versions.items())) + ".")
+    configs = list(dict.fromkeys((r["workload"], r["config"]) for r in result["rows"]))
+    for workload, config in configs:
+        rows = [r for r in result["rows"] if (r["workload"], r["config"]) == (workload, config)]
+        lines += ["", f"**{workload}** `{config}` — medians of {rows[0]['rounds']} interleaved "
+                  "rounds; ratio = step time ÷ snnjax's (> 1: snnjax is faster)", ""]
+        lines.append("| library | rule | step ms | forward ms | backward ms | ÷ snnjax (scan) "
+                     "| ÷ snnjax (layer-wise) | ÷ snnjax, same rule | peak RSS MiB "
+                     "| XLA memory MiB | loss at init | threads |")
+        lines.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for r in rows:
+            same = r["vs_same_rule"] if r["lib"] in SAME_RULE else None
+            lines.append(
+                f"| {r['lib']} | {r['rule']} | {_fmt(r['step_s'])} | {_fmt(r['fwd_s'])} | "
+                f"{_fmt(r['bwd_s'])} | {_fmt(r['vs_snnjax'], 1, 2)} | "
+                f"{_fmt(r['vs_snnjax_fast'], 1, 2)} | {_fmt(same, 1, 2)} | "
+                f"{_fmt(r['peak_rss_bytes'], 2**-20)} | "
+                f"{_fmt(r['compiled_memory_bytes'], 2**-20)} | {r['loss']:.4g} | "
+                f"{r.get('threads') or '-'} |"
+            )
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--workloads", default="dense,conv")
+    ap.add_argument("--N", default="512,1024,2048", help="dense layer widths")
+    ap.add_argument("--T-dense", type=int, default=100)
+    ap.add_argument("--T-conv", type=int, default=6)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--width", type=float, default=0.25, help="conv channel multiplier")
+    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch threads (default: the faster of 1 and all cores, per library)")
+    ap.add_argument("--libs", default=None, help="comma-separated subset")
+    ap.add_argument("--json", help="write the result here")
+    a = ap.parse_args(argv)
+    result = run(workloads=tuple(a.workloads.split(",")),
+                 Ns=tuple(int(n) for n in a.N.split(",")), T_dense=a.T_dense, T_conv=a.T_conv,
+                 batch=a.batch, width=a.width, rounds=a.rounds, threads=a.threads,
+                 libs=None if a.libs is None else set(a.libs.split(",")))
+    print(markdown(result))
+    if a.json:
+        Path(a.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.json).write_text(json.dumps(result, indent=2))
+        print(f"wrote {a.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

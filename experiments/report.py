@@ -107,7 +107,8 @@ def _row_table(payload: dict, runs: list[dict]) -> list[str]:
                   f"{_ms(run):.1f}"]
         cost = run.get("cost")
         if has_cost:
-            cells += [_fmt(cost and cost["macs"] / 1e6), _fmt(cost and cost["memory_access_bytes"] / 1e6)]
+            cells += [_fmt(cost and cost["macs"] / 1e6),
+                      _fmt(cost and cost["memory_access_bytes"] / 1e6)]
         if base is not None:
             if run is base:
                 cells += ["—"] * (5 if has_cost else 3)
@@ -201,8 +202,9 @@ def plot(payload: dict, directory: str) -> list[str]:
                 im = ax.imshow(grid, cmap=cmap, aspect="auto")
                 for i in range(len(rows)):
                     for j in range(len(cols)):
+                        bright = im.norm(grid[i][j]) > 0.6  # dark text on light cells
                         ax.text(j, i, f"{grid[i][j]:.1f}", ha="center", va="center",
-                                color="w", fontsize=9)
+                                color="k" if bright else "w", fontsize=9)
                 ax.set_xticks(range(len(cols)), cols)
                 ax.set_yticks(range(len(rows)), rows)
                 ax.set_xlabel(col_key)

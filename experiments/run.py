@@ -54,6 +54,7 @@ def run_cost(cfg) -> dict:
         input_shape=train.sample_shape,
         loss=losses.per_step(mse=cfg.mse, target=cfg.mse_target),
         optimizer=make_optimizer(cfg, steps_per_epoch),
+        rates=False,  # the tables report MACs, not spike-driven ACs (which need a forward pass)
     )
     return {k: v for k, v in out.items() if k != "per_layer"}
 

@@ -93,7 +93,8 @@ class FeedbackStem(nn.Module):
     """First layer of VGG-F: ``LIF(conv(x) + conv_fb(up(feedback))) × scale``.
 
     ``feedback`` is the last layer's output at the previous step ``[B, h, w, C_L]`` (zeros at
-    the first step), upsampled (nearest) to the input's resolution.
+    the first step), upsampled (nearest) to the input's resolution. (At the first step the
+    paper skips the feedback conv; here its input is zero, so only its bias is added.)
     """
 
     features: int

@@ -546,6 +546,8 @@ def main():
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--N", type=int, default=512)
     ap.add_argument("--width", type=float, default=0.25)
+    ap.add_argument("--probe-memory", action="store_true",
+                    help="only measure the peak memory of a warm step, print it, exit")
     ap.add_argument("--threads", type=int, default=0,
                     help="torch threads; 0: the faster of 1 and all cores, timed at setup")
     cfg = ap.parse_args()
@@ -557,6 +559,12 @@ def main():
             torch.set_num_threads(cfg.threads)
     t0 = time.perf_counter()
     runner = build(cfg)
+    if cfg.probe_memory:
+        # Run with MALLOC_MMAP_THRESHOLD_ fixed (peers.py does), so that glibc returns freed
+        # large blocks to the OS: the resident-memory growth of a warm step is then its peak.
+        runner.step()
+        print(json.dumps({"peak_rss_bytes": peak_rss_delta(runner.step)}), flush=True)
+        return
     warm = [runner.step() for _ in range(2)]
     if hasattr(runner, "fwd_bwd"):
         runner.fwd_bwd()

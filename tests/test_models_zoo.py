@@ -18,7 +18,7 @@ import snnjax as sj
 from snnjax import models, rules
 from snnjax.experiment import TrainConfig, make_model
 from snnjax.layers import TRACE_ERROR
-from snnjax.models.units import PooledConvUnit
+from snnjax.models.base import ConvUnit
 from snnjax.models.vgg import FeedbackSequential
 
 T, B, HW, C_IN, CLASSES = 2, 4, 8, 2, 5
@@ -196,7 +196,7 @@ def test_width_and_pool_reach_the_factories_through_train_config():
 
 
 def test_pooling_keeps_a_one_pixel_map():
-    unit = PooledConvUnit(4, pool="avg")
+    unit = ConvUnit(4, pool="avg")
     for hw, out in [(1, 1), (4, 2)]:
         x = jnp.ones((2, hw, hw, 3))
         variables = jax.eval_shape(unit.init, jax.random.key(0), x)

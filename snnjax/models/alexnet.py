@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from snnjax.models.base import DenseUnit, SpikingSequential
-from snnjax.models.units import PooledConvUnit, scaled
+from snnjax.models.base import ConvUnit, DenseUnit, SpikingSequential
+from snnjax.models.units import scaled
 from snnjax.neuron import LIFParams
 
 __all__ = ["ALEXNET_CFG", "alexnet"]
@@ -61,7 +61,7 @@ def alexnet(
                 raise ValueError("AlexNet cfg cannot start with pooling")
             units[-1] = units[-1].clone(pool=pool)
             continue
-        units.append(PooledConvUnit(scaled(c, width), neuron=neuron, first=not units, norm=norm))
+        units.append(ConvUnit(scaled(c, width), neuron=neuron, first=not units, norm=norm))
     for f in fc:
         units.append(DenseUnit(scaled(f, width), neuron=neuron, norm=norm, dropout=dropout))
     return SpikingSequential(tuple(units), num_classes, readout_decay=neuron.decay, input_ndim=3)

@@ -62,7 +62,11 @@ class DenseUnit(nn.Module):
 
 
 class ConvUnit(nn.Module):
-    """Conv → [BatchNorm] → LIF → [×scale] → [pool] → [dropout] on ``[B, H, W, C]``."""
+    """Conv → [BatchNorm] → LIF → [×scale] → [dropout] → [pool] on ``[B, H, W, C]``.
+
+    Dropout comes before pooling, as in SLTT's VGG; a pooling that would shrink a map below
+    1×1 is skipped (as PyTorch's adaptive pooling keeps 1×1).
+    """
 
     features: int
     neuron: LIFParams = LIFParams()
@@ -91,11 +95,13 @@ class ConvUnit(nn.Module):
         s = LIF(self.neuron)(x)
         if self.scale != 1.0:
             s = s * self.scale
-        pool = pool_layer(self.pool)
-        if pool is not None:
-            s = pool(s)
         if self.dropout > 0:
             s = nn.Dropout(self.dropout, deterministic=not train)(s)
+        pool = pool_layer(self.pool)
+        # Small inputs (8×8 digits in the CPU presets) run out of resolution before a deep
+        # net's last pooling: keep a 1×1 map rather than pooling it away.
+        if pool is not None and min(s.shape[1:3]) >= 2:
+            s = pool(s)
         return s
 
 

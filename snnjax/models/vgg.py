@@ -22,8 +22,8 @@ import jax
 import jax.numpy as jnp
 
 from snnjax.layers import LIF, Conv, Readout
-from snnjax.models.base import Blocks, SpikingSequential
-from snnjax.models.units import PooledConvUnit, scaled
+from snnjax.models.base import Blocks, ConvUnit, SpikingSequential
+from snnjax.models.units import scaled
 from snnjax.models.zoo import VGG11_CFG
 from snnjax.neuron import LIFParams
 from snnjax.surrogate import triangle
@@ -40,15 +40,15 @@ VGG11_BN_CFG = (64, "A", 128, "A", 256, 256, "A", 512, 512, "A", 512, 512, "A")
 _SLTT_NEURON = LIFParams.from_tau(1.1, surrogate=triangle(1.0))
 
 
-def _vgg_units(cfg, *, width, pool, **unit_kwargs) -> list[PooledConvUnit]:
-    units: list[PooledConvUnit] = []
+def _vgg_units(cfg, *, width, pool, **unit_kwargs) -> list[ConvUnit]:
+    units: list[ConvUnit] = []
     for c in cfg:
         if c in ("A", "M"):
             if not units:
                 raise ValueError("VGG cfg cannot start with pooling")
             units[-1] = units[-1].clone(pool=pool if c == "A" else "max")
             continue
-        units.append(PooledConvUnit(scaled(c, width), first=not units, **unit_kwargs))
+        units.append(ConvUnit(scaled(c, width), first=not units, **unit_kwargs))
     return units
 
 

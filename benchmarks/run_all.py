@@ -174,7 +174,7 @@ def run_peers(q):
                            libs={"snnjax", "snnjax-fast", "snntorch", "spikingjelly", "spyx",
                                  "snnjax-sltt", "spikingjelly-sltt"}, log=_log)
     else:
-        result = peers.run(rounds=7, log=_log)
+        result = peers.run(rounds=11, log=_log)
     _save("peers", result)
 
 

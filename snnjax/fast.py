@@ -91,12 +91,14 @@ def run_layerwise(model: SpikingSequential, params, xs: jax.Array) -> jax.Array:
         if isinstance(unit, ConvUnit):
             if unit.scale != 1.0:
                 s = s * unit.scale
-            if unit.pool == "avg":
-                s = nn.avg_pool(s, (2, 2), strides=(2, 2))
-            elif unit.pool == "max":
-                s = nn.max_pool(s, (2, 2), strides=(2, 2))
-            elif unit.pool is not None:
-                raise ValueError(f"unknown pooling {unit.pool!r} in unit {i}")
+            # As ConvUnit: a pooling that would shrink a map below 1×1 is skipped.
+            if unit.pool is not None and min(s.shape[1:3]) >= 2:
+                if unit.pool == "avg":
+                    s = nn.avg_pool(s, (2, 2), strides=(2, 2))
+                elif unit.pool == "max":
+                    s = nn.max_pool(s, (2, 2), strides=(2, 2))
+                else:
+                    raise ValueError(f"unknown pooling {unit.pool!r} in unit {i}")
         h = s.reshape(T, B, *s.shape[1:])
     head = Readout(model.num_classes, trace_decay=model.readout_decay)
     logits = head.apply({"params": params["readout"]}, _fold(h))

@@ -41,6 +41,8 @@ def test_conv_net_with_scale_and_pools_matches_bptt(x64):
     units = (
         ConvUnit(4, neuron=neuron, first=True, scale=2.74, pool="avg"),
         ConvUnit(6, neuron=neuron, weight_standardization=True, pool="max"),
+        ConvUnit(5, neuron=neuron, pool="avg"),  # on a 2×2 map: pooled to 1×1
+        ConvUnit(4, neuron=neuron, pool="avg"),  # on 1×1: pooling skipped
     )
     model = SpikingSequential(units, 3, input_ndim=3)
     xs = jax.random.uniform(jax.random.key(2), (T, B, 8, 8, 2), jnp.float64) * 2

@@ -93,6 +93,22 @@ def check_preset(preset: str) -> None:
         raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
 
 
+def for_preset(
+    preset: str,
+    *,
+    paper: Callable[[], Experiment],
+    small: Callable[[], Experiment],
+    smoke_runs: int | Sequence[int] | None = None,
+) -> Experiment:
+    """The experiment of a preset: ``paper``, ``small``, or ``small`` shrunk by :func:`smoke`."""
+    check_preset(preset)
+    if preset == "paper":
+        return paper()
+    if preset == "small":
+        return small()
+    return smoke(small, runs=smoke_runs)
+
+
 def rule_for(window: int | None, block_size: int | None) -> dict[str, Any]:
     """TrainConfig fields for Guo et al.'s TBPTT(k) × Local(m) cell.
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from experiments.common import Experiment, Run, check_preset, rule_for, smoke
+from experiments.common import Experiment, Run, for_preset, rule_for
 from snnjax.experiment import TrainConfig
 
 _PAPER = (
@@ -85,9 +85,5 @@ def _small() -> Experiment:
 
 def get_config(preset: str = "small") -> Experiment:
     """The AlexNet comparison: ``"paper"``, ``"small"`` (CPU, digits) or ``"smoke"`` (tests)."""
-    check_preset(preset)
-    if preset == "paper":
-        return _paper()
-    if preset == "small":
-        return _small()
-    return smoke(_small, runs=(0, 3))  # BPTT and TBPTT + Local
+    # smoke: BPTT and TBPTT + Local
+    return for_preset(preset, paper=_paper, small=_small, smoke_runs=(0, 3))

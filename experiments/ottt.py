@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from experiments.common import Experiment, Run, check_preset, smoke
+from experiments.common import Experiment, Run, for_preset
 from snnjax.experiment import TrainConfig
 
 _PAPER = (
@@ -107,9 +107,4 @@ def _small() -> Experiment:
 
 def get_config(preset: str = "small") -> Experiment:
     """The OTTT table: ``"paper"``, ``"small"`` (CPU, digits) or ``"smoke"`` (tests)."""
-    check_preset(preset)
-    if preset == "paper":
-        return _paper()
-    if preset == "small":
-        return _small()
-    return smoke(_small, runs=3)
+    return for_preset(preset, paper=_paper, small=_small, smoke_runs=3)

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from experiments.common import Experiment, Run, check_preset, smoke
+from experiments.common import Experiment, Run, for_preset
 from snnjax.experiment import TrainConfig
 
 _PAPER = (
@@ -63,19 +63,25 @@ def _paper() -> Experiment:
             vgg, dataset="dvs_gesture", T=20, batch_size=16, dropout=0.4, mse_target=1.0),
          {"BPTT": ("bptt", 1), "SLTT": ("sltt", 1), "SLTT-4": ("sltt-k", 4)}, None),
     ]
+    runs = _runs(cells, suffix="")
+    return Experiment(
+        "sltt", "SLTT: SLTT and SLTT-K vs BPTT", _PAPER, "paper", tuple(runs),
+        group="dataset", baseline={"method": "BPTT"},
+    )
+
+
+def _runs(cells, *, suffix: str) -> list[Run]:
+    """One run per (cell, method); the paper's number sits beside SLTT's row."""
     runs = []
     for label, cfg, methods, acc in cells:
-        net = "ResNet-18" if cfg.model == "resnet18" else "VGG-11 (BN)"
+        net = ("ResNet-18" if cfg.model == "resnet18" else "VGG-11 (BN)") + suffix
         for method, (rule, K) in methods.items():
             runs.append(Run(
                 {"dataset": label, "network": net, "method": method},
                 dataclasses.replace(cfg, rule=rule, K=K),
                 paper=acc if method == "SLTT" else None,
             ))
-    return Experiment(
-        "sltt", "SLTT: SLTT and SLTT-K vs BPTT", _PAPER, "paper", tuple(runs),
-        group="dataset", baseline={"method": "BPTT"},
-    )
+    return runs
 
 
 def _small() -> Experiment:
@@ -89,15 +95,7 @@ def _small() -> Experiment:
             small, model="vgg11_bn", dataset="digits_dvs", T=10, weight_decay=5e-4),
          {"BPTT": ("bptt", 1), "SLTT": ("sltt", 1), "SLTT-2": ("sltt-k", 2)}, "82.2"),
     ]
-    runs = []
-    for label, cfg, methods, acc in cells:
-        net = "ResNet-18 ×1/8" if cfg.model == "resnet18" else "VGG-11 (BN) ×1/8"
-        for method, (rule, K) in methods.items():
-            runs.append(Run(
-                {"dataset": label, "network": net, "method": method},
-                dataclasses.replace(cfg, rule=rule, K=K),
-                paper=acc if method == "SLTT" else None,
-            ))
+    runs = _runs(cells, suffix=" ×1/8")
     return Experiment(
         "sltt", "SLTT: SLTT and SLTT-K vs BPTT (small preset)", _PAPER, "small", tuple(runs),
         group="dataset", baseline={"method": "BPTT"},
@@ -112,9 +110,4 @@ def _small() -> Experiment:
 
 def get_config(preset: str = "small") -> Experiment:
     """The SLTT table: ``"paper"``, ``"small"`` (CPU, digits) or ``"smoke"`` (tests)."""
-    check_preset(preset)
-    if preset == "paper":
-        return _paper()
-    if preset == "small":
-        return _small()
-    return smoke(_small, runs=2)
+    return for_preset(preset, paper=_paper, small=_small, smoke_runs=2)

@@ -4,14 +4,20 @@ A feed-forward synapse does not depend on the membrane state, so under BPTT (not
 layer's currents for every step can be one big op: ``[T·B, D] @ [D, F]`` instead of T ops on
 ``[B, D]``, and its weight gradient one ``[D, T·B] @ [T·B, F]`` instead of T rank-B updates.
 Only the neuron's recursion ``u[t] = λ·v[t-1] + I[t]`` stays in a ``lax.scan``. This is the
-same function as :func:`snnjax.rules.bptt` on the same parameters (tested), and on a CPU
-2-3× faster for wide layers and long T.
+same function as the per-step scan on the same parameters (tested to 1e-10 in float64).
 
-It applies to :class:`~snnjax.models.SpikingSequential` models built of
-:class:`~snnjax.models.DenseUnit` / :class:`~snnjax.models.ConvUnit` without BatchNorm or
-dropout (per-step BatchNorm statistics and per-step dropout masks do not fold over time), and
-not under Local learning. The memory-efficient rules (SLTT, OTTT, TBPTT) need the per-step
-loop and do not use it.
+:func:`snnjax.rules.bptt` uses it by itself: with ``layerwise="auto"`` (the default) for
+dense-only models, where it measured 2-2.5× faster on a CPU (wide layers, long T); conv nets
+stay on the per-step scan, which measured faster there (BENCHMARKS.md, side by side).
+``bptt(layerwise=True)`` forces it, ``bptt(layerwise=False)`` forbids it;
+:func:`bptt_layerwise` is ``bptt(layerwise=True)`` under its own name, and
+:func:`uses_layerwise` tells which way a BPTT rule runs a model.
+
+It applies to :class:`~snnjax.models.SpikingSequential` models (not subclasses, whose step
+may differ) built of :class:`~snnjax.models.DenseUnit` / :class:`~snnjax.models.ConvUnit`
+without BatchNorm or dropout (per-step BatchNorm statistics and per-step dropout masks do not
+fold over time), and not under Local learning or OTTT's traces. The memory-efficient rules
+(SLTT, OTTT, TBPTT) need the per-step loop and do not use it.
 """
 
 from __future__ import annotations
@@ -22,9 +28,12 @@ import jax
 from snnjax.layers import Conv, Dense, Readout
 from snnjax.models.base import ConvUnit, DenseUnit, SpikingSequential
 from snnjax.neuron import LIFParams, lif_run
-from snnjax.rules.base import Aux, Forward, Rule
+from snnjax.rules.base import Rule
+from snnjax.rules.bptt import bptt, uses_layerwise
 
-__all__ = ["dense_lif", "check_layerwise", "run_layerwise", "bptt_layerwise"]
+__all__ = [
+    "dense_lif", "check_layerwise", "run_layerwise", "bptt_layerwise", "uses_layerwise"
+]
 
 
 def dense_lif(
@@ -44,7 +53,8 @@ def dense_lif(
 
 def check_layerwise(model: nn.Module, blocks=None) -> None:
     """Raise ValueError unless ``model`` can run layer-wise (see the module docstring)."""
-    if not isinstance(model, SpikingSequential):
+    if type(model) is not SpikingSequential:
+        # run_layerwise re-implements SpikingSequential's step; a subclass may change it.
         raise ValueError(f"layer-wise BPTT needs a SpikingSequential, got {type(model).__name__}")
     if blocks is not None:
         raise ValueError("layer-wise BPTT does not run under Local learning (blocks)")
@@ -105,21 +115,11 @@ def run_layerwise(model: SpikingSequential, params, xs: jax.Array) -> jax.Array:
     return logits.reshape(T, B, -1)
 
 
-def _grad(fwd: Forward, params, state, xs, ys, *, loss, key):
-    check_layerwise(fwd.model, fwd.blocks)
-
-    def total(p):
-        outs = run_layerwise(fwd.model, p, xs)
-        return loss.sequence(outs, ys), outs.sum(axis=0)
-
-    (value, logits), grads = jax.value_and_grad(total, has_aux=True)(params)
-    return value, Aux(logits, state), grads
-
-
 def bptt_layerwise() -> Rule:
-    """BPTT computed layer by layer (:func:`run_layerwise`): the same loss and gradients as
-    :func:`snnjax.rules.bptt`, faster where it applies (see the module docstring).
+    """BPTT computed layer by layer (:func:`run_layerwise`), whatever the model:
+    ``bptt(layerwise=True)`` named ``"bptt(layerwise)"``. The same loss and gradients as
+    :func:`snnjax.rules.bptt`; raises ValueError for a model that does not qualify.
 
     Memory O(T), like BPTT. Takes the rate loss too.
     """
-    return Rule(name="bptt(layerwise)", grad_fn=_grad, rate_loss_ok=True, memory="O(T)")
+    return bptt(layerwise=True)._replace(name="bptt(layerwise)")

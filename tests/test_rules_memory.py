@@ -38,8 +38,10 @@ def test_tbptt_grows_with_k_not_T():
     assert temp_bytes(rules.tbptt(8), 64) > 1.2 * m64  # a longer window costs more
 
 
-def test_bptt_grows_linearly_with_T():
-    m16, m32, m64 = (temp_bytes(rules.bptt(), T) for T in (16, 32, 64))
+# On this MLP bptt() runs layer-wise by default ("auto"); the per-step scan is checked too.
+@pytest.mark.parametrize("layerwise", ["auto", False], ids=["auto", "scan"])
+def test_bptt_grows_linearly_with_T(layerwise):
+    m16, m32, m64 = (temp_bytes(rules.bptt(layerwise=layerwise), T) for T in (16, 32, 64))
     assert m32 > m16
     ratio = (m64 - m32) / (m32 - m16)
     assert ratio == pytest.approx(2.0, rel=0.10), (m16, m32, m64)

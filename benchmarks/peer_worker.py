@@ -145,19 +145,39 @@ def _sigmoid_spike():
     return spike
 
 
-def snnjax_dense(cfg, fast):
+def _bptt_default_path(model) -> str:
+    """What ``rules.bptt()`` (``layerwise="auto"``) runs for ``model``: layer-wise or scan."""
+    from snnjax import fast, rules
+
+    return "layer-wise" if fast.uses_layerwise(model, rules.bptt()) else "scan"
+
+
+# The BPTT rows: snnjax = what rules.bptt() runs by default; the others force one path.
+BPTT_PATH = {"snnjax-scan": "scan", "snnjax-fast": "layer-wise"}
+
+
+def snnjax_dense(cfg, lib):
+    """One Linear + LIF layer, no readout, so not a rule's model: written with the library's
+    neuron, on the path ``rules.bptt()`` takes for the same layer in a SpikingSequential
+    (``lib == "snnjax"``), or on the path ``BPTT_PATH[lib]``."""
     import jax
     import jax.numpy as jnp
 
     from snnjax import fast as fast_lib
     from snnjax import surrogate
+    from snnjax.models import DenseUnit, SpikingSequential
     from snnjax.neuron import LIFParams, lif_step
 
     w, b, x = (jnp.asarray(a) for a in dense_data(cfg.T, cfg.batch, cfg.N))
     neuron = LIFParams(decay=DECAY, v_th=V_TH, reset="soft",
                        surrogate=surrogate.sigmoid(ALPHA))
+    if lib == "snnjax":
+        path = _bptt_default_path(
+            SpikingSequential((DenseUnit(cfg.N, neuron=neuron, first=True),), cfg.N))
+    else:
+        path = BPTT_PATH[lib]
 
-    if fast:
+    if path == "layer-wise":
         def loss(p):
             return fast_lib.dense_lif(neuron, p["w"], p["b"], x).sum()
     else:
@@ -168,7 +188,9 @@ def snnjax_dense(cfg, fast):
 
             return jax.lax.scan(body, jnp.zeros((cfg.batch, cfg.N)), x)[1].sum()
 
-    return JaxRunner(loss, {"w": w, "b": b})
+    runner = JaxRunner(loss, {"w": w, "b": b})
+    runner.path = path
+    return runner
 
 
 def _snnjax_vgg(cfg):
@@ -191,8 +213,12 @@ def _snnjax_vgg(cfg):
     return model, params, jnp.asarray(x), jnp.asarray(y)
 
 
-def snnjax_conv(cfg, rule_name):
-    """The library's rules on the VGG-style net; BPTT also split as vjp forward/backward."""
+def snnjax_conv(cfg, lib):
+    """The library's rules on the VGG-style net; BPTT also split as vjp forward/backward.
+
+    BPTT's loss is the one ``rules.bptt()`` differentiates, on the path it takes for this
+    model (``lib == "snnjax"``) or on ``BPTT_PATH[lib]``.
+    """
     import jax
 
     from snnjax import fast as fast_lib
@@ -201,8 +227,9 @@ def snnjax_conv(cfg, rule_name):
 
     model, params, x, y = _snnjax_vgg(cfg)
     loss = losses.per_step()
-    if rule_name in ("bptt", "bptt-layerwise"):
-        if rule_name == "bptt":
+    if lib == "snnjax" or lib in BPTT_PATH:
+        path = _bptt_default_path(model) if lib == "snnjax" else BPTT_PATH[lib]
+        if path == "scan":
             def loss_fn(p):
                 fwd = Forward(model)
                 carry = fwd.init_carry(p, {}, x[0])
@@ -211,8 +238,10 @@ def snnjax_conv(cfg, rule_name):
         else:
             def loss_fn(p):
                 return loss.sequence(fast_lib.run_layerwise(model, p, x), y)
-        return JaxRunner(loss_fn, params)
-    rule = rules.by_name(rule_name, K=1)
+        runner = JaxRunner(loss_fn, params)
+        runner.path = path
+        return runner
+    rule = rules.by_name(lib.removeprefix("snnjax-"), K=1)
     key = jax.random.key(0)
 
     class RuleRunner(JaxRunner):
@@ -505,11 +534,10 @@ def spikingjelly_conv(cfg, rule="bptt"):
 
 def build(cfg):
     lib, wl = cfg.lib, cfg.workload
-    if lib in ("snnjax", "snnjax-fast") and wl == "dense":
-        return snnjax_dense(cfg, fast=lib == "snnjax-fast")
+    if (lib == "snnjax" or lib in BPTT_PATH) and wl == "dense":
+        return snnjax_dense(cfg, lib)
     if lib.startswith("snnjax") and wl == "conv":
-        return snnjax_conv(cfg, {"snnjax": "bptt", "snnjax-fast": "bptt-layerwise"}.get(
-            lib, lib.removeprefix("snnjax-")))
+        return snnjax_conv(cfg, lib)
     if lib == "spyx":
         return spyx_dense(cfg) if wl == "dense" else spyx_conv(cfg)
     if lib == "slax" and wl == "dense":
@@ -583,7 +611,7 @@ def main():
     peak = peak_rss_delta(runner.step)
     print(json.dumps({
         "ready": True, "lib": cfg.lib, "versions": _versions(cfg.lib), "setup_s": setup_s,
-        "threads": threads,
+        "threads": threads, "path": getattr(runner, "path", None),
         "loss": warm[-1][3], "peak_rss_bytes": peak,
         "compiled_memory_bytes": runner.compiled_memory(),
     }), flush=True)

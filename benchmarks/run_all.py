@@ -171,8 +171,9 @@ def run_peers(q):
         return
     if q:
         result = peers.run(Ns=(64,), T_dense=10, T_conv=2, batch=4, width=0.125, rounds=2,
-                           libs={"snnjax", "snnjax-fast", "snntorch", "spikingjelly", "spyx",
-                                 "snnjax-sltt", "spikingjelly-sltt"}, log=_log)
+                           libs={"snnjax", "snnjax-scan", "snnjax-fast", "snntorch",
+                                 "spikingjelly", "spyx", "snnjax-sltt", "spikingjelly-sltt"},
+                           log=_log)
     else:
         result = peers.run(rounds=11, log=_log)
     _save("peers", result)
@@ -308,19 +309,7 @@ def render_goals(d):
 def render_peers(d):
     import peers
 
-    return peers.markdown(d) + (
-        "\n\nNotes: `snnjax` is BPTT as the library's rules run it (a `lax.scan` over per-step"
-        " layers); `snnjax-fast` is `snnjax.fast` (dense: `dense_lif`, one GEMM over all T;"
-        " conv: `bptt_layerwise`). The dense network has no readout, so both snnjax rows are"
-        " written with the library's neuron (`snnjax.neuron`) and `snnjax.fast`. Dynamics: "
-        "SpikingJelly and slax compute exactly our LIF (same loss at init); snnTorch's `Leaky` "
-        "(with `reset_delay=False`) subtracts the threshold a second time when the membrane is"
-        " still above it after a reset, and spyx's `LIF` fires on the previous step's membrane"
-        " (a one-step delay), so their spike counts differ; the work per step is the same. "
-        "SpikingJelly's SLTT/OTTT run its single-step nodes with a backward pass at every step"
-        " (its online loop); snnjax's run the per-step gradient inside one jitted `lax.scan`."
-        " Peak RSS: growth of the process's resident memory during one step (after warm-up)."
-    )
+    return peers.markdown(d) + "\n\n" + peers.NOTES
 
 
 RENDER = {"cost": ("Cost of every rule against T", render_cost),

@@ -210,3 +210,15 @@ def test_cli_reports_divergence(capsys):
             "--devices", "1"]
     assert cli.main(["train", *TINY, *args]) == 2
     assert "training diverged" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("where", [0, 3, -1])
+def test_all_finite_finds_one_bad_element_anywhere(bad, where):
+    from snnjax.train import all_finite
+
+    x = np.ones((2, 3), np.float32).reshape(-1)
+    x[where] = bad
+    tree = {"a": jnp.zeros((0,)), "b": jnp.asarray(x.reshape(2, 3)), "i": jnp.arange(3)}
+    assert not bool(jax.jit(all_finite)(tree))
+    assert bool(all_finite({"a": jnp.ones((2, 3)), "i": jnp.arange(3), "e": jnp.zeros((0,))}))

@@ -4,6 +4,10 @@
     snnjax bench grid --model cnn --T 8 --windows 1,2,4,8 --block-sizes 1,2 --heatmap g.png
     snnjax bench plan --model vgg11_sws --budget 16GB --batch-size 32 --T 6
 
+The planner's "largest T" (or batch) is the largest v such that every value it tested up to
+v fits the budget, with v + 1 tested and not fitting (see :func:`largest`): compiled memory
+is not monotone in T or batch size, so it assumes nothing about values it did not test.
+
 Memory comes from XLA's memory analysis of the compiled step (deterministic, never run), MACs
 and memory access from :mod:`snnjax.cost`'s analytic counts, step time from real jitted steps
 (the median of ``--steps`` of them; ``--steps 0`` skips timing).
@@ -15,13 +19,14 @@ import argparse
 import json
 import re
 import sys
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 __all__ = [
     "add_parser",
     "parse_bytes",
     "cost_rows",
     "grid_rows",
+    "Largest",
     "largest",
     "plan_rows",
     "plot_cost",
@@ -172,34 +177,128 @@ def grid_rows(
     return rows
 
 
-def largest(fits: Callable[[int], bool], *, lo: int = 1, cap: int = 1 << 16) -> tuple[int, bool]:
-    """The largest n in [lo, cap] with ``fits(n)``, by doubling then bisection.
+class Largest(NamedTuple):
+    """What :func:`largest` found.
 
-    Assumes ``fits`` is monotone (true up to some n, false after).
+    Attributes:
+      value: the answer (see :func:`largest`); 0 when even ``lo`` does not fit.
+      capped: ``value`` is the search cap and every tested value fits (the true limit may be
+        higher).
+      tested: every value the search tested, mapped to whether it fits.
+    """
+
+    value: int
+    capped: bool
+    tested: Mapping[int, bool]
+
+    @property
+    def fits_beyond(self) -> int | None:
+        """The largest tested value above ``value`` that fits, or None.
+
+        Not None only when the predicate is not monotone: something above a value that does
+        not fit fits again (e.g. TBPTT's memory at a T that its window divides).
+        """
+        above = [n for n, ok in self.tested.items() if ok and n > self.value]
+        return max(above) if above else None
+
+    @property
+    def dense_below(self) -> int:
+        """How many consecutive values just below ``value`` were tested (all of them fit)."""
+        n = 0
+        while self.value - n - 1 in self.tested:
+            n += 1
+        return n
+
+
+def largest(
+    fits: Callable[[int], bool],
+    *,
+    lo: int = 1,
+    cap: int = 1 << 16,
+    scan: int = 4,
+    rounds: int = 3,
+) -> Largest:
+    """The largest v in [lo, cap] such that **every tested value ≤ v fits**.
+
+    ``fits`` need not be monotone (XLA's compiled memory is not, in T or in batch size), so
+    the answer is defined by what was tested, and the search tests enough around it:
+
+    - v fits, every value tested at or below v fits, and v + 1 was tested and does not fit
+      (unless v = cap: then ``capped``, every tested value fits);
+    - the ``scan`` values just below v are tested too: a failure there lowers the bound to
+      it and the search repeats below (at most ``rounds`` times; :attr:`Largest.dense_below`
+      says how many consecutive values below v were tested in the end).
+
+    The search doubles from ``lo`` to the first value that does not fit (or ``cap``), then
+    bisects. Each value is tested at most once. For a monotone ``fits`` the answer is its
+    exact threshold, at the cost of up to ``scan`` tests more than plain bisection. A larger
+    tested value that fits anyway is reported as :attr:`Largest.fits_beyond`.
 
     Returns:
-      ``(n, capped)``: n = 0 if even ``lo`` does not fit; ``capped`` when ``cap`` itself fits
-      (the true limit may be higher).
+      a :class:`Largest`; ``value`` = 0 when ``lo`` does not fit.
     """
-    if not fits(lo):
-        return 0, False
+    if lo > cap:
+        raise ValueError(f"empty search range: lo={lo} > cap={cap}")
+    tested: dict[int, bool] = {}
+
+    def test(n: int) -> bool:
+        if n not in tested:
+            tested[n] = bool(fits(n))
+        return tested[n]
+
+    if not test(lo):
+        return Largest(0, False, tested)
+    # Invariant from here on: every tested value below ``bad`` (all of them while ``bad`` is
+    # None) fits, ``good`` is the largest of them, and nothing in (good, bad) was tested.
     good, bad = lo, None
-    n = lo
-    while bad is None:
-        if n >= cap:
-            return cap, True
-        n = min(2 * n, cap)
-        if fits(n):
+    while bad is None and good < cap:
+        n = min(2 * good, cap)
+        if test(n):
             good = n
         else:
             bad = n
-    while bad - good > 1:
-        mid = (good + bad) // 2
-        if fits(mid):
-            good = mid
-        else:
-            bad = mid
-    return good, False
+    for round_ in range(rounds + 1):
+        while bad is not None and bad - good > 1:
+            mid = (good + bad) // 2
+            if test(mid):
+                good = mid
+            else:
+                bad = mid
+        if round_ == rounds:
+            break
+        failed = [n for n in range(max(lo, good - scan), good) if not test(n)]
+        if not failed:
+            break
+        bad = min(failed)
+        good = max(n for n in tested if n < bad)
+    return Largest(good, bad is None, tested)
+
+
+def _compiled_memory_fn(model, input_shape: Sequence[int]) -> Callable[[Any, int, int], int]:
+    """``memory(rule, T, batch_size)``: compiled step memory (bytes) of ``model`` under
+    ``rule`` with :func:`snnjax.cost.default_optimizer` (compile only, never run)."""
+    from snnjax import cost
+    from snnjax.train import Trainer
+
+    trainers: dict[int, tuple[Any, Trainer]] = {}  # by id(rule); the rule is kept alive
+
+    def memory(rule, T: int, batch_size: int) -> int:
+        if id(rule) not in trainers:
+            trainers[id(rule)] = (rule, Trainer(model, rule, cost.default_optimizer()))
+        trainer = trainers[id(rule)][1]
+        xs, ys = cost.abstract_batch(T, batch_size, input_shape)
+        return cost.step_memory(trainer, xs, ys)["memory_bytes"]
+
+    return memory
+
+
+PLAN_NOTE = (
+    "largest T / batch: the largest value v such that every value tested up to v fits the "
+    "budget; v + 1 was tested and does not fit (unless v is the search cap, marked +), and "
+    "the {scan} values below v were tested too. XLA's compiled memory need not be monotone "
+    "in T or batch size, so nothing is assumed about untested values; '(x fits too)' marks "
+    "a larger tested value that fits."
+)
 
 
 def plan_rows(
@@ -212,45 +311,74 @@ def plan_rows(
     T: int | None = None,
     max_T: int = 4096,
     max_batch: int = 1 << 16,
+    scan: int = 4,
+    rounds: int = 3,
+    memory_fn: Callable[[Any, int, int], int] | None = None,
     log: Callable[[str], None] = print,
 ) -> list[dict]:
     """For each rule, the largest T that fits ``budget`` at ``batch_size``, and (with ``T``)
     the largest batch at T, from the compiled memory (``memory_bytes``: temporaries +
     arguments + outputs of the step compiled for this backend; compile only, never run).
-    """
-    from snnjax import cost
-    from snnjax.train import Trainer
 
+    "Largest" is :func:`largest`'s: the largest v such that every tested value ≤ v fits,
+    with v + 1 tested and not fitting and the ``scan`` values below v tested as well;
+    compiled memory is not monotone in T (e.g. TBPTT when its window does not divide T) nor
+    exactly in batch size, so nothing is assumed about untested values.
+
+    Args:
+      memory_fn: ``memory_fn(rule, T, batch_size) -> bytes``; default the compiled memory of
+        ``model``'s step on ``input_shape`` (tests inject their own).
+
+    Returns:
+      One dict per rule: ``rule``, ``budget_bytes``, ``batch_size``, ``max_T`` (0: nothing
+      fits), ``max_T_capped`` (``max_T`` is the cap and fits), ``max_T_fits_beyond`` (a
+      larger tested T that fits, or None), ``memory_at_max_T``; with ``T`` also ``T``,
+      ``max_batch``, ``max_batch_capped``, ``max_batch_fits_beyond``,
+      ``memory_at_max_batch``; and ``compiles``, the number of memory evaluations.
+    """
+    if memory_fn is None:
+        memory_fn = _compiled_memory_fn(model, input_shape)
     rows = []
     for name, rule in rule_list:
-        trainer = Trainer(model, rule, cost.default_optimizer())
         cache: dict[tuple[int, int], int] = {}
 
-        def memory(t: int, b: int, cache=cache, trainer=trainer) -> int:
+        def memory(t: int, b: int, cache=cache, rule=rule) -> int:
             if (t, b) not in cache:
-                xs, ys = cost.abstract_batch(t, b, input_shape)
-                cache[(t, b)] = cost.step_memory(trainer, xs, ys)["memory_bytes"]
+                cache[(t, b)] = int(memory_fn(rule, t, b))
             return cache[(t, b)]
 
+        def t_fits(t: int, rule=rule, memory=memory) -> bool:
+            return _fits(rule, t) is None and memory(t, batch_size) <= budget
+
         lo_T = next((t for t in range(1, max_T + 1) if _fits(rule, t) is None), max_T)
-        max_t, capped_t = largest(lambda t: memory(t, batch_size) <= budget, lo=lo_T, cap=max_T)
-        row = {
-            "rule": name, "budget_bytes": budget, "batch_size": batch_size,
-            "max_T": max_t, "max_T_capped": capped_t,
-            "memory_at_max_T": memory(max_t, batch_size) if max_t else None,
-        }
+        row = {"rule": name, "budget_bytes": budget, "batch_size": batch_size,
+               **_plan_result("T", largest(t_fits, lo=lo_T, cap=max_T, scan=scan,
+                                           rounds=rounds),
+                              lambda t, memory=memory: memory(t, batch_size))}
         if T is not None:
             why = _fits(rule, T)
             if why:
                 log(f"{name}: no batch search at T={T}: {why}")
-                row.update(T=T, max_batch=None, max_batch_capped=False)
+                row.update(T=T, max_batch=None, max_batch_capped=False,
+                           max_batch_fits_beyond=None, memory_at_max_batch=None)
             else:
-                max_b, capped_b = largest(lambda b: memory(T, b) <= budget, cap=max_batch)
-                row.update(T=T, max_batch=max_b, max_batch_capped=capped_b,
-                           memory_at_max_batch=memory(T, max_b) if max_b else None)
+                found = largest(lambda b, memory=memory: memory(T, b) <= budget, cap=max_batch,
+                                scan=scan, rounds=rounds)
+                row.update(T=T, **_plan_result("batch", found,
+                                               lambda b, memory=memory: memory(T, b)))
+        row["compiles"] = len(cache)
         rows.append(row)
         log(_plan_line(row))
     return rows
+
+
+def _plan_result(what: str, found: Largest, memory: Callable[[int], int]) -> dict:
+    return {
+        f"max_{what}": found.value,
+        f"max_{what}_capped": found.capped,
+        f"max_{what}_fits_beyond": found.fits_beyond,
+        f"memory_at_max_{what}": memory(found.value) if found.value else None,
+    }
 
 
 # ---------------------------------------------------------------------------- output
@@ -280,12 +408,17 @@ def format_table(rows: Sequence[dict], header: bool = True) -> str:
 
 
 def _plan_line(r: dict) -> str:
-    cap = "+" if r["max_T_capped"] else ""
-    text = f"{r['rule']:<14s} max T {r['max_T']}{cap} at batch {r['batch_size']}"
+    def value(what):
+        v = r.get(f"max_{what}")
+        if v is None:
+            return "-"
+        text = f"{v}{'+' if r.get(f'max_{what}_capped') else ''}"
+        beyond = r.get(f"max_{what}_fits_beyond")
+        return text + (f" ({beyond} fits too)" if beyond is not None else "")
+
+    text = f"{r['rule']:<14s} max T {value('T')} at batch {r['batch_size']}"
     if r.get("T") is not None:
-        b = r.get("max_batch")
-        bcap = "+" if r.get("max_batch_capped") else ""
-        text += f";  max batch {'-' if b is None else f'{b}{bcap}'} at T={r['T']}"
+        text += f";  max batch {value('batch')} at T={r['T']}"
     return text
 
 
@@ -412,9 +545,10 @@ def _cmd_plan(args) -> int:
     names = [n for n in args.rules.split(",") if n]
     print(f"model {args.model}, input {shape}, budget {budget:,} bytes "
           f"({budget / 2**30:.2f} GiB) of compiled step memory on {_backend()}")
+    print(PLAN_NOTE.format(scan=args.scan))
     rows = plan_rows(model, [(n, _rule(n, args)) for n in names], budget=budget,
                      batch_size=args.batch_size, input_shape=shape, T=args.T_plan,
-                     max_T=args.max_T, max_batch=args.max_batch)
+                     max_T=args.max_T, max_batch=args.max_batch, scan=args.scan)
     if args.json:
         _write_json(rows, args.json)
     return 0
@@ -473,6 +607,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="also find the largest batch at this T")
     q.add_argument("--max-T", type=int, default=4096, help="search T up to this")
     q.add_argument("--max-batch", type=int, default=1 << 16, help="search batch up to this")
+    q.add_argument("--scan", type=int, default=4,
+                   help="also test this many values below each answer (memory is not monotone)")
     q.add_argument("--json", help="write the rows here")
     q.set_defaults(func=_cmd_plan)
     return p

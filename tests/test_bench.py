@@ -22,18 +22,179 @@ def test_parse_bytes():
             bench.parse_bytes(bad)
 
 
-def test_largest_doubles_then_bisects():
+def _check_definition(found, fits, *, lo=1, cap=1 << 16, scan=4):
+    """The documented answer of bench.largest, checked against what it tested."""
+    v, tested = found.value, found.tested
+    assert all(tested[n] == fits(n) for n in tested)  # tested means: called fits
+    if v == 0:
+        assert not fits(lo) and not found.capped
+        return
+    assert lo <= v <= cap and tested[v]
+    assert all(ok for n, ok in tested.items() if n <= v)  # every tested value <= v fits
+    if found.capped:
+        assert v == cap and all(tested.values())
+    else:
+        assert tested[v + 1] is False  # v + 1 was tested and does not fit
+    assert found.dense_below >= min(scan, v - lo)
+    beyond = [n for n, ok in tested.items() if ok and n > v]
+    assert found.fits_beyond == (max(beyond) if beyond else None)
+
+
+def test_largest_monotone_is_exact_and_cheap():
     calls = []
 
     def fits(n):
         calls.append(n)
         return n <= 37
 
-    assert bench.largest(fits) == (37, False)
-    assert len(calls) <= 2 * 7 + 1  # doubling to 64, then bisection in (32, 64)
-    assert bench.largest(lambda n: n <= 500, cap=100) == (100, True)
-    assert bench.largest(lambda n: False) == (0, False)
-    assert bench.largest(lambda n: n <= 9, lo=4) == (9, False)
+    found = bench.largest(fits)
+    assert (found.value, found.capped, found.fits_beyond) == (37, False, None)
+    assert len(calls) == len(set(calls))  # each value tested once
+    # doubling to 64, bisection in (32, 64), then the values 33..36 below the answer
+    assert len(calls) <= 7 + 5 + 4
+    _check_definition(found, lambda n: n <= 37)
+    assert bench.largest(lambda n: n <= 9, lo=4).value == 9
+    for t in (1, 2, 3, 100, 1000, 4095):
+        _check_definition(bench.largest(lambda n: n <= t, cap=4096), lambda n: n <= t, cap=4096)
+
+
+def test_largest_cap_and_nothing_fits():
+    capped = bench.largest(lambda n: n <= 500, cap=100)
+    assert (capped.value, capped.capped) == (100, True)
+    assert capped.dense_below == 4  # 96..99 were checked too
+    assert bench.largest(lambda n: True, lo=5, cap=5)[:2] == (5, True)
+    nothing = bench.largest(lambda n: False)
+    assert (nothing.value, nothing.capped, nothing.fits_beyond) == (0, False, None)
+    assert list(nothing.tested) == [1]  # one test only
+    assert bench.largest(lambda n: n < 4, lo=4).value == 0
+    # The cap fits but a value just below it does not: not capped, the bound drops below.
+    found = bench.largest(lambda n: n != 98, cap=100)
+    assert (found.value, found.capped, found.fits_beyond) == (97, False, 100)
+    with pytest.raises(ValueError):
+        bench.largest(lambda n: True, lo=5, cap=4)
+
+
+def test_largest_non_monotone_satisfies_its_definition():
+    # Fits up to 45 except at 43, and again from 50 to 58 (which the search never tests).
+    def fits(n):
+        return (n <= 45 and n != 43) or 50 <= n <= 58
+
+    found = bench.largest(fits)
+    # Plain doubling + bisection stops at 45 (tests 32, 64, 48, 40, 44, 46, 45) and never
+    # sees 43; the scan below 45 does, and the answer drops to 42.
+    assert found.value == 42 and found.tested[43] is False
+    assert found.fits_beyond == 45
+    _check_definition(found, fits)
+
+    # A periodic failure like TBPTT's (its window not dividing T): 2 in 3 values fail above
+    # 20. The first failure tested is 32; the scans below the bisection's answer find 22.
+    def periodic(n):
+        return n <= 20 or n % 3 == 0
+
+    found = bench.largest(periodic, cap=4096)
+    assert found.value == 21 and found.fits_beyond == 24
+    _check_definition(found, periodic, cap=4096)
+
+    # Every power of two fits here, up to the cap: each round of scans walks down only a few
+    # values, so with the rounds spent the answer is still far above 20, but it keeps the
+    # part of the definition that always holds (every tested value <= v fits, v + 1 not).
+    def powers(n):
+        return n <= 20 or n % 4 == 0
+
+    found = bench.largest(powers, cap=4096, rounds=3)
+    v = found.value
+    assert 20 < v < 4096 and not found.capped and found.fits_beyond == 4096
+    assert all(ok for n, ok in found.tested.items() if n <= v) and not found.tested[v + 1]
+    assert len(found.tested) < 40
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_largest_random_non_monotone(seed):
+    import random
+
+    rnd = random.Random(seed)
+    cap = rnd.choice([16, 100, 1000])
+    lo = rnd.randint(1, 4)
+    # mostly monotone with holes below the threshold and islands above it
+    threshold = rnd.randint(0, cap + 10)
+    holes = {rnd.randint(1, cap) for _ in range(rnd.randint(0, 6))}
+    islands = {rnd.randint(1, cap) for _ in range(rnd.randint(0, 6))}
+
+    def fits(n):
+        return (n <= threshold and n not in holes) or n in islands
+
+    for rounds in (0, 1, 3):
+        found = bench.largest(fits, lo=lo, cap=cap, rounds=rounds)
+        v, tested = found.value, found.tested
+        # the part of the definition that holds whatever the rounds
+        assert v == 0 or (tested[v] and all(ok for n, ok in tested.items() if n <= v))
+        assert found.capped or v == 0 or tested[v + 1] is False
+        if rounds == 3 and found.dense_below < min(4, v - lo):
+            continue  # the rounds ran out (several holes in a row of scans)
+        if rounds == 3:
+            _check_definition(found, fits, lo=lo, cap=cap)
+
+
+def memory_of(rule, T, batch):
+    """Fake bytes of (rule, T, batch): TBPTT-like ragged windows in T, a sawtooth in batch
+    (every 7th batch size costs 30% more)."""
+    per_sample = 100 * (T if rule.name == "bptt" else 3 + 2 * (T % 3 != 0))
+    bump = 1.3 if batch % 7 == 0 else 1.0
+    return int(1000 + per_sample * batch * bump)
+
+
+def _fake_memory(calls):
+    def memory(rule, T, batch):
+        calls.append((rule.name, T, batch))
+        return memory_of(rule, T, batch)
+
+    return memory
+
+
+def test_plan_rows_with_injected_non_monotone_memory():
+    calls = []
+    memory = _fake_memory(calls)
+    rule_list = [("bptt", rules.bptt()), ("tbptt", rules.tbptt(3))]
+    budget = 1000 + 100 * 5 * 8  # tbptt at a ragged T fits batch 8, at T = 3j batch 13
+    rows = bench.plan_rows(None, rule_list, budget=budget, batch_size=8, input_shape=None,
+                           T=4, max_T=64, max_batch=1024, memory_fn=memory, log=lambda s: None)
+    by = {r["rule"]: r for r in rows}
+    for name, rule in rule_list:
+        r = by[name]
+        mine = [(t, b, memory_of(rule, t, b) <= budget) for n, t, b in calls if n == rule.name]
+        tested_T = {t: ok for t, b, ok in mine if b == 8}
+        tested_b = {b: ok for t, b, ok in mine if t == 4}
+        for what, tested in (("T", tested_T), ("batch", tested_b)):
+            v = r[f"max_{what}"]
+            assert tested[v] and all(ok for n, ok in tested.items() if n <= v), (name, what)
+            assert r[f"max_{what}_capped"] or tested[v + 1] is False
+            assert r[f"memory_at_max_{what}"] <= budget
+        assert r["compiles"] == len({(t, b) for n, t, b in calls if n == rule.name})
+    # BPTT at batch 8: 1000 + 800 T <= 5000 -> T <= 5.
+    assert by["bptt"]["max_T"] == 5 and by["bptt"]["max_T_fits_beyond"] is None
+    # TBPTT(3) starts at T = 3 and fits every T at batch 8 (ragged ones exactly at budget) ...
+    assert by["tbptt"]["max_T"] == 64 and by["tbptt"]["max_T_capped"]
+    # ... but at T = 4 (ragged) batch 7 costs 30% more: the bound stops at 6, below it.
+    assert by["tbptt"]["max_batch"] == 6 and by["tbptt"]["max_batch_fits_beyond"] == 8
+    # BPTT at T = 4: 400 per sample -> batch 10, with 7 (1.3 × 7 × 400 = 3640) fitting.
+    assert by["bptt"]["max_batch"] == 10
+
+
+def test_plan_rows_cap_and_nothing_fits():
+    memory = _fake_memory([])
+    rule_list = [("tbptt", rules.tbptt(3))]
+    none = bench.plan_rows(None, rule_list, budget=500, batch_size=1, input_shape=None, T=2,
+                           max_T=16, memory_fn=memory, log=lambda s: None)[0]
+    assert none["max_T"] == 0 and none["memory_at_max_T"] is None
+    assert none["max_batch"] is None  # T = 2 is shorter than the window: no batch search
+    rows = bench.plan_rows(None, rule_list, budget=10**9, batch_size=1, input_shape=None, T=3,
+                           max_T=16, max_batch=32, memory_fn=memory, log=lambda s: None)
+    (r,) = rows
+    assert (r["max_T"], r["max_T_capped"]) == (16, True)
+    assert (r["max_batch"], r["max_batch_capped"]) == (32, True)
+    line = bench._plan_line(r)
+    assert "max T 16+" in line and "max batch 32+" in line
+    assert "fits too" in bench._plan_line({**r, "max_T_capped": False, "max_T_fits_beyond": 20})
 
 
 def test_cost_cli_writes_json_and_png_consistent_with_memory_analysis(tmp_path, capsys):
@@ -103,7 +264,8 @@ def test_plan_cli(tmp_path, capsys):
                    "--max-T", "8", "--json", str(out)])
     assert rc == 0
     (row,) = json.loads(out.read_text())
-    assert "max T" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "max T" in text and "every value tested up to v fits" in text
     assert 4 <= row["max_T"] < 8 and not row["max_T_capped"]
     assert row["memory_at_max_T"] <= 15000
     trainer = Trainer(models.mlp(10, hidden=(16,)), rules.bptt(), cost.default_optimizer())

@@ -14,7 +14,10 @@ from typing import Any, Callable, Mapping, Sequence
 
 from snnjax.experiment import TrainConfig
 
-__all__ = ["PRESETS", "Run", "Experiment", "smoke", "check_preset", "rule_for"]
+__all__ = [
+    "PRESETS", "Run", "Experiment", "smoke", "check_preset", "for_preset", "rule_for",
+    "dataset_table",
+]
 
 PRESETS = ("paper", "small", "smoke")
 
@@ -121,6 +124,42 @@ def rule_for(window: int | None, block_size: int | None) -> dict[str, Any]:
     if window is None:
         return {"rule": "local", "block_size": block_size}
     return {"rule": "tbptt-local", "window": window, "block_size": block_size}
+
+
+def dataset_table(
+    name: str,
+    title: str,
+    paper: str,
+    preset: str,
+    base: TrainConfig,
+    datasets: Sequence[tuple[str, Mapping[str, Any], str | None]],
+    methods: Mapping[str, Mapping[str, Any]],
+    *,
+    paper_for: Callable[[str], bool] = lambda method: True,
+    cost: bool = False,
+    **fields: Any,
+) -> Experiment:
+    """A table with one run per (dataset, method), grouped by dataset.
+
+    Each run is labelled ``{"dataset": label, "method": method}`` and configured as ``base``
+    with the dataset's fields, then the method's (the method's win where both set one).
+
+    Args:
+      name, title, paper, preset: as :class:`Experiment`'s.
+      datasets: ``(label, TrainConfig fields, the paper's accuracy or None)`` per dataset.
+      methods: ``{method label: TrainConfig fields}``.
+      paper_for: which methods' rows show the paper's accuracy (default all).
+      cost: count MACs and memory access of every run (:attr:`Run.cost`).
+      **fields: further :class:`Experiment` fields (``baseline``, ``notes``, ...).
+    """
+    runs = tuple(
+        Run({"dataset": label, "method": method},
+            dataclasses.replace(base, **{**dict(data), **dict(how)}),
+            paper=acc if paper_for(method) else None, cost=cost)
+        for label, data, acc in datasets
+        for method, how in methods.items()
+    )
+    return Experiment(name, title, paper, preset, runs, group="dataset", **fields)
 
 
 def _shrink(cfg: TrainConfig, T: int) -> TrainConfig:

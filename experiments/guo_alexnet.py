@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from experiments.common import Experiment, Run, for_preset, rule_for
+from experiments.common import Experiment, dataset_table, for_preset, rule_for
 from snnjax.experiment import TrainConfig
 
 _PAPER = (
@@ -41,41 +41,38 @@ _BASE = TrainConfig(
     schedule="cosine", T=10,
 )
 
-# (method label, window k, block size m); None: not truncated / one global block.
-_METHODS = (
-    ("BPTT", None, None),
-    ("TBPTT (k=2)", 2, None),
-    ("Local (m=2)", None, 2),
-    ("TBPTT + Local (k=2, m=2)", 2, 2),
-)
+# method label: TBPTT(k) × Local(m) (rule_for: None is not truncated / one global block).
+_METHODS = {
+    "BPTT": rule_for(None, None),
+    "TBPTT (k=2)": rule_for(2, None),
+    "Local (m=2)": rule_for(None, 2),
+    "TBPTT + Local (k=2, m=2)": rule_for(2, 2),
+}
 
 _DELTAS = {"accuracy": "+7.26", "memory": "−89.94 %", "memory access": "−10.79 %",
            "MACs": "−99.64 %"}
 
 
-def _runs(base: TrainConfig, dataset: str, label: str) -> tuple[Run, ...]:
-    return tuple(
-        Run({"dataset": label, "method": method},
-            dataclasses.replace(base, dataset=dataset, **rule_for(k, m)), cost=True)
-        for method, k, m in _METHODS
+def _table(preset: str, title: str, base: TrainConfig, dataset: str, label: str,
+           **fields) -> Experiment:
+    """The four methods on one dataset, each with its cost counted, against BPTT."""
+    return dataset_table(
+        "guo_alexnet", title, _PAPER, preset, base, [(label, {"dataset": dataset}, None)],
+        _METHODS, cost=True, baseline={"method": "BPTT"}, paper_deltas=_DELTAS, **fields,
     )
 
 
 def _paper() -> Experiment:
-    base = dataclasses.replace(_BASE, epochs=100, batch_size=64)
-    return Experiment(
-        "guo_alexnet", "Guo et al.: AlexNet on CIFAR10-DVS, TBPTT + Local vs BPTT", _PAPER,
-        "paper", _runs(base, "cifar10_dvs", "CIFAR10-DVS"), group="dataset",
-        baseline={"method": "BPTT"}, paper_deltas=_DELTAS,
-    )
+    return _table("paper", "Guo et al.: AlexNet on CIFAR10-DVS, TBPTT + Local vs BPTT",
+                  dataclasses.replace(_BASE, epochs=100, batch_size=64), "cifar10_dvs",
+                  "CIFAR10-DVS")
 
 
 def _small() -> Experiment:
-    base = dataclasses.replace(_BASE, width=0.125, epochs=6, batch_size=32)
-    return Experiment(
-        "guo_alexnet", "Guo et al.: AlexNet, TBPTT + Local vs BPTT (small preset)", _PAPER,
-        "small", _runs(base, "digits_dvs", "digits-DVS (events)"), group="dataset",
-        baseline={"method": "BPTT"}, paper_deltas=_DELTAS,
+    return _table(
+        "small", "Guo et al.: AlexNet, TBPTT + Local vs BPTT (small preset)",
+        dataclasses.replace(_BASE, width=0.125, epochs=6, batch_size=32), "digits_dvs",
+        "digits-DVS (events)",
         notes=(
             "Small preset: AlexNet at 1/8 width on the event-style digits, T = 10, 6 epochs, "
             "batch 32. The paper's deltas are for CIFAR10-DVS and its own counting."

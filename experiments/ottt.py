@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from experiments.common import Experiment, Run, for_preset
+from experiments.common import Experiment, dataset_table, for_preset
 from snnjax.experiment import TrainConfig
 
 _PAPER = (
@@ -49,7 +49,7 @@ _BASE = TrainConfig(
     schedule="cosine", epochs=300, batch_size=128,
 )
 
-_METHODS = {"OTTT_A": "ottt-a", "OTTT_O": "ottt-o"}
+_METHODS = {"OTTT_A": {"rule": "ottt-a"}, "OTTT_O": {"rule": "ottt-o"}}
 # BPTT at OTTT's learning rate 0.1 does not train the small net: at initialisation its
 # first-layer gradients are ~10× OTTT's (snnjax.diagnostics.compare_gradients), the temporal
 # routes adding up, so SGD at 0.1 overshoots. The small preset's BPTT rows use 0.02.
@@ -58,21 +58,16 @@ _SMALL_BPTT_LR = 0.02
 
 def _paper() -> Experiment:
     datasets = [
-        # (label, dataset, T, extra config, paper accuracy)
-        ("CIFAR-10", "cifar10", 6, dict(mse=0.05), "93.5–93.7"),
-        ("CIFAR-100", "cifar100", 6, dict(mse=0.05), "71.1"),
-        ("CIFAR10-DVS", "cifar10_dvs", 10, dict(mse=0.001, dropout=0.1), "76.3"),
-        ("DVS128 Gesture", "dvs_gesture", 20,
-         dict(mse=0.001, optimizer="adam", lr=0.001, batch_size=16), "96.9"),
+        # (label, config fields, paper accuracy)
+        ("CIFAR-10", dict(dataset="cifar10", T=6, mse=0.05), "93.5–93.7"),
+        ("CIFAR-100", dict(dataset="cifar100", T=6, mse=0.05), "71.1"),
+        ("CIFAR10-DVS", dict(dataset="cifar10_dvs", T=10, mse=0.001, dropout=0.1), "76.3"),
+        ("DVS128 Gesture", dict(dataset="dvs_gesture", T=20, mse=0.001, optimizer="adam",
+                                lr=0.001, batch_size=16), "96.9"),
     ]
-    runs = []
-    for label, name, T, extra, acc in datasets:
-        for method, rule in _METHODS.items():
-            cfg = dataclasses.replace(_BASE, dataset=name, T=T, rule=rule, **extra)
-            runs.append(Run({"dataset": label, "method": method}, cfg, paper=acc))
-    return Experiment(
-        "ottt", "OTTT: VGG-11 (sWS), OTTT_A and OTTT_O", _PAPER, "paper", tuple(runs),
-        group="dataset", baseline=None,
+    return dataset_table(
+        "ottt", "OTTT: VGG-11 (sWS), OTTT_A and OTTT_O", _PAPER, "paper", _BASE, datasets,
+        _METHODS, baseline=None,
         notes="SPEC §8 quotes one accuracy per dataset; it is shown beside both OTTT rows.",
     )
 
@@ -80,20 +75,16 @@ def _paper() -> Experiment:
 def _small() -> Experiment:
     small = dataclasses.replace(_BASE, width=0.125, v_th=0.5, epochs=8, batch_size=32)
     datasets = [
-        ("digits (frames, for CIFAR-10)", "digits_std", 6, dict(mse=0.05), "93.5–93.7"),
-        ("digits-DVS (events, for CIFAR10-DVS)", "digits_dvs", 10, dict(mse=0.001), "76.3"),
+        ("digits (frames, for CIFAR-10)", dict(dataset="digits_std", T=6, mse=0.05),
+         "93.5–93.7"),
+        ("digits-DVS (events, for CIFAR10-DVS)", dict(dataset="digits_dvs", T=10, mse=0.001),
+         "76.3"),
     ]
-    runs = []
-    for label, name, T, extra, acc in datasets:
-        for method, rule in {"BPTT": "bptt", **_METHODS}.items():
-            cfg = dataclasses.replace(small, dataset=name, T=T, rule=rule, **extra)
-            if rule == "bptt":
-                cfg = dataclasses.replace(cfg, lr=_SMALL_BPTT_LR)
-            runs.append(Run({"dataset": label, "method": method}, cfg,
-                            paper=None if method == "BPTT" else acc))
-    return Experiment(
+    methods = {"BPTT": {"rule": "bptt", "lr": _SMALL_BPTT_LR}, **_METHODS}
+    return dataset_table(
         "ottt", "OTTT: VGG-11 (sWS), OTTT_A and OTTT_O vs BPTT (small preset)", _PAPER,
-        "small", tuple(runs), group="dataset", baseline={"method": "BPTT"},
+        "small", small, datasets, methods, paper_for=lambda method: method != "BPTT",
+        baseline={"method": "BPTT"},
         notes=(
             "Small preset: VGG-11 sWS at 1/8 width on 8×8 digits, V_th = 0.5, 8 epochs, "
             "batch 32, no dropout; BPTT at lr 0.02 (at OTTT's 0.1 it does not train here: "

@@ -19,7 +19,7 @@ import argparse
 import json
 import re
 import sys
-from typing import Any, Callable, Mapping, NamedTuple, Sequence
+from typing import Any, Callable, Iterable, Mapping, NamedTuple, Sequence
 
 __all__ = [
     "add_parser",
@@ -108,6 +108,34 @@ def _row(measured: dict, **extra) -> dict:
     return {**extra, **{k: measured[k] for k in _ROW_KEYS}}
 
 
+def _measure_rows(
+    model,
+    cells: Iterable[str | tuple[Any, int, dict]],
+    *,
+    batch_size: int,
+    input_shape: Sequence[int],
+    steps: int,
+    rates: bool,
+    log: Callable[[str], None],
+) -> list[dict]:
+    """One row of :func:`snnjax.cost.measure` per cell ``(rule, T, extra fields)``, logged as
+    a table line as it comes (the header before the first); a cell that is a string is a
+    note on a skipped cell, logged in its place."""
+    from snnjax import cost
+
+    rows: list[dict] = []
+    for cell in cells:
+        if isinstance(cell, str):
+            log(cell)
+            continue
+        rule, T, extra = cell
+        m = cost.measure(model, rule, T=T, batch_size=batch_size, input_shape=input_shape,
+                         time_steps=steps, rates=rates)
+        rows.append(_row(m, **extra))
+        log(format_table([rows[-1]], header=len(rows) == 1))
+    return rows
+
+
 def cost_rows(
     model,
     rule_list: Sequence[tuple[str, Any]],
@@ -124,22 +152,15 @@ def cost_rows(
     Args:
       rule_list: ``(cli name, Rule)`` pairs.
     """
-    from snnjax import cost
 
-    rows = []
-    for name, rule in rule_list:
-        for T in Ts:
-            why = _fits(rule, T)
-            if why:
-                log(f"skip {name} at T={T}: {why}")
-                continue
-            m = cost.measure(
-                model, rule, T=T, batch_size=batch_size, input_shape=input_shape,
-                time_steps=steps,
-            )
-            rows.append(_row(m, name=name))
-            log(format_table([rows[-1]], header=len(rows) == 1))
-    return rows
+    def cells():
+        for name, rule in rule_list:
+            for T in Ts:
+                why = _fits(rule, T)
+                yield f"skip {name} at T={T}: {why}" if why else (rule, T, {"name": name})
+
+    return _measure_rows(model, cells(), batch_size=batch_size, input_shape=input_shape,
+                         steps=steps, rates=True, log=log)
 
 
 def grid_rows(
@@ -157,24 +178,23 @@ def grid_rows(
 
     A block size covering all units is plain TBPTT; a window of T is BPTT inside the blocks.
     """
-    from snnjax import cost, rules
+    from snnjax import rules
 
     n_units = len(model.units)
-    rows = []
-    for k in windows:
-        if k > T:
-            log(f"skip window {k}: longer than T={T}")
-            continue
-        for m in block_sizes:
-            inner = rules.tbptt(k)
-            rule = inner if m >= n_units else rules.local(inner, block_size=m)
-            meas = cost.measure(
-                model, rule, T=T, batch_size=batch_size, input_shape=input_shape,
-                time_steps=steps, rates=False,  # the grid shows no AC figures
-            )
-            rows.append(_row(meas, name=rule.name, window=k, block_size=min(m, n_units)))
-            log(format_table([rows[-1]], header=len(rows) == 1))
-    return rows
+
+    def cells():
+        for k in windows:
+            if k > T:
+                yield f"skip window {k}: longer than T={T}"
+                continue
+            for m in block_sizes:
+                inner = rules.tbptt(k)
+                rule = inner if m >= n_units else rules.local(inner, block_size=m)
+                yield rule, T, {"name": rule.name, "window": k, "block_size": min(m, n_units)}
+
+    # The grid shows no AC figures: no firing rates.
+    return _measure_rows(model, cells(), batch_size=batch_size, input_shape=input_shape,
+                         steps=steps, rates=False, log=log)
 
 
 class Largest(NamedTuple):
@@ -508,50 +528,50 @@ def _write_json(rows, path):
 # ---------------------------------------------------------------------------- commands
 
 
-def _cmd_cost(args) -> int:
+def _setup(args):
+    """The model, one sample's shape and the ``--rules`` as ``(name, Rule)`` pairs."""
     model = _model(args)
-    shape = _input_shape(args, model)
-    names = [n for n in args.rules.split(",") if n]
-    rule_list = [(n, _rule(n, args)) for n in names]
+    names = getattr(args, "rules", "")
+    return model, _input_shape(args, model), [(n, _rule(n, args)) for n in names.split(",") if n]
+
+
+def _output(args, rows, plot=None, path=None, title="") -> int:
+    """Write ``--json`` and, when a path was given, ``plot(rows, path, title)``."""
+    if args.json:
+        _write_json(rows, args.json)
+    if path:
+        plot(rows, path, title=title)
+        print(f"wrote {path}")
+    return 0
+
+
+def _cmd_cost(args) -> int:
+    model, shape, rule_list = _setup(args)
     print(f"model {args.model}, batch {args.batch_size}, input {shape}")
     rows = cost_rows(model, rule_list, args.T, batch_size=args.batch_size, input_shape=shape,
                      steps=args.steps)
-    if args.json:
-        _write_json(rows, args.json)
-    if args.plot:
-        plot_cost(rows, args.plot, title=f"{args.model}, batch {args.batch_size}")
-        print(f"wrote {args.plot}")
-    return 0
+    return _output(args, rows, plot_cost, args.plot, f"{args.model}, batch {args.batch_size}")
 
 
 def _cmd_grid(args) -> int:
-    model = _model(args)
-    shape = _input_shape(args, model)
+    model, shape, _ = _setup(args)
     print(f"model {args.model}, T {args.T}, batch {args.batch_size}, input {shape}")
     rows = grid_rows(model, T=args.T, windows=args.windows, block_sizes=args.block_sizes,
                      batch_size=args.batch_size, input_shape=shape, steps=args.steps)
-    if args.json:
-        _write_json(rows, args.json)
-    if args.heatmap:
-        plot_grid(rows, args.heatmap, title=f"{args.model}, T={args.T}, batch {args.batch_size}")
-        print(f"wrote {args.heatmap}")
-    return 0
+    return _output(args, rows, plot_grid, args.heatmap,
+                   f"{args.model}, T={args.T}, batch {args.batch_size}")
 
 
 def _cmd_plan(args) -> int:
-    model = _model(args)
-    shape = _input_shape(args, model)
     budget = parse_bytes(args.budget)
-    names = [n for n in args.rules.split(",") if n]
+    model, shape, rule_list = _setup(args)
     print(f"model {args.model}, input {shape}, budget {budget:,} bytes "
           f"({budget / 2**30:.2f} GiB) of compiled step memory on {_backend()}")
     print(PLAN_NOTE.format(scan=args.scan))
-    rows = plan_rows(model, [(n, _rule(n, args)) for n in names], budget=budget,
-                     batch_size=args.batch_size, input_shape=shape, T=args.T_plan,
-                     max_T=args.max_T, max_batch=args.max_batch, scan=args.scan)
-    if args.json:
-        _write_json(rows, args.json)
-    return 0
+    rows = plan_rows(model, rule_list, budget=budget, batch_size=args.batch_size,
+                     input_shape=shape, T=args.T_plan, max_T=args.max_T,
+                     max_batch=args.max_batch, scan=args.scan)
+    return _output(args, rows)
 
 
 def _backend() -> str:

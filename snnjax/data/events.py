@@ -72,17 +72,28 @@ def _natural_key(text: str):
     return [int(s) if s.isdigit() else s for s in re.split(r"(\d+)", text)]
 
 
+def _walk(top: str, suffix: str, label: Callable[[str, str], int], *, key=None,
+          skip_top: bool = False) -> Files:
+    """``(path, label(folder, name))`` for the files under ``top`` ending in ``suffix``,
+    folders in sorted order and names sorted by ``key``; ``skip_top``: not those directly
+    in ``top``."""
+    files = []
+    for path, dirs, names in os.walk(top):
+        dirs.sort()
+        if skip_top and os.path.relpath(path, top) == ".":
+            continue
+        for name in sorted(names, key=key):
+            if name.endswith(suffix):
+                files.append((os.path.join(path, name), label(path, name)))
+    return files
+
+
 # ---- N-MNIST ---------------------------------------------------------------------------------
 
 def _find_nmnist(root: str, split: str) -> Files:
     top = os.path.join(root, "Train" if split == "train" else "Test")
-    files = []
-    for path, dirs, names in os.walk(top):
-        dirs.sort()
-        for name in sorted(names):
-            if name.endswith("bin"):  # tonic's rule: the folder's last character is the label
-                files.append((os.path.join(path, name), int(path[-1])))
-    return files
+    # tonic's rule: the folder's last character is the label
+    return _walk(top, "bin", lambda folder, name: int(folder[-1]))
 
 
 def _read_nmnist(path: str) -> np.ndarray:
@@ -99,15 +110,9 @@ def _read_nmnist(path: str) -> np.ndarray:
 
 def _find_dvs_gesture(root: str, split: str) -> Files:
     top = os.path.join(root, "ibmGestureTrain" if split == "train" else "ibmGestureTest")
-    files = []
-    for path, dirs, names in os.walk(top):
-        dirs.sort()
-        if os.path.relpath(path, top) == ".":
-            continue  # tonic's rule: recordings live in user<NN>_<lighting>/<label>.npy
-        for name in sorted(names, key=_natural_key):
-            if name.endswith("npy"):
-                files.append((os.path.join(path, name), int(name[:-4])))
-    return files
+    # tonic's rule: recordings live in user<NN>_<lighting>/<label>.npy
+    return _walk(top, "npy", lambda folder, name: int(name[:-4]), key=_natural_key,
+                 skip_top=True)
 
 
 def _read_dvs_gesture(path: str) -> np.ndarray:

@@ -135,37 +135,41 @@ def preact_resnet(
     return SpikingSequential(tuple(units), num_classes, readout_decay=neuron.decay, input_ndim=3)
 
 
-def resnet18(
-    num_classes: int = 10,
-    *,
-    neuron: LIFParams = _SLTT_NEURON,
-    width: float = 1.0,
-    dropout: float = 0.0,
-    pool: str = "avg",
-) -> SpikingSequential:
+def _preset(name: str, stage_sizes: tuple[int, ...], doc: str):
+    """``name(num_classes, *, neuron, width, dropout, pool)``: :func:`preact_resnet` with
+    ``stage_sizes``."""
+
+    def build(
+        num_classes: int = 10,
+        *,
+        neuron: LIFParams = _SLTT_NEURON,
+        width: float = 1.0,
+        dropout: float = 0.0,
+        pool: str = "avg",
+    ) -> SpikingSequential:
+        return preact_resnet(
+            stage_sizes, num_classes, neuron=neuron, width=width, dropout=dropout, pool=pool
+        )
+
+    build.__name__ = build.__qualname__ = name
+    build.__doc__ = doc
+    return build
+
+
+resnet18 = _preset(
+    "resnet18", (2, 2, 2, 2),
     """PreAct spiking ResNet-18 (SLTT, CIFAR-10/100): :func:`preact_resnet` with 2-2-2-2.
 
     10 units (stem, 8 residual units, head); arguments as :func:`preact_resnet`.
-    """
-    return preact_resnet(
-        (2, 2, 2, 2), num_classes, neuron=neuron, width=width, dropout=dropout, pool=pool
-    )
+    """,
+)
 
-
-def resnet34(
-    num_classes: int = 10,
-    *,
-    neuron: LIFParams = _SLTT_NEURON,
-    width: float = 1.0,
-    dropout: float = 0.0,
-    pool: str = "avg",
-) -> SpikingSequential:
+resnet34 = _preset(
+    "resnet34", (3, 4, 6, 3),
     """PreAct spiking ResNet-34 with a CIFAR stem: :func:`preact_resnet` with 3-4-6-3.
 
     18 units (stem, 16 residual units, head); arguments as :func:`preact_resnet`. (SLTT's
     ImageNet ResNet-34 is a normaliser-free net with an ImageNet stem; this is the CIFAR-sized
     PreAct variant.)
-    """
-    return preact_resnet(
-        (3, 4, 6, 3), num_classes, neuron=neuron, width=width, dropout=dropout, pool=pool
-    )
+    """,
+)

@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from snnjax.convolution import conv2d
-from snnjax.neuron import LIFParams, lif_step
+from snnjax.neuron import LIFParams, lif_step, lif_step_pre_reset
 
 __all__ = [
     "LIF",
@@ -33,6 +33,7 @@ __all__ = [
     "MaxPool",
     "Readout",
     "standardize_weight",
+    "standardize_params",
     "traced_op",
     "trace_replace",
     "TRACE_ERROR",
@@ -47,16 +48,26 @@ TRACE_ERROR = (
 
 
 class LIF(nn.Module):
-    """LIF neuron layer: input current ``[B, ...] -> spikes [B, ...]``; ``v`` in ``"neuron"``."""
+    """LIF neuron layer: input current ``[B, ...] -> spikes [B, ...]``, state in ``"neuron"``.
+
+    The state is the post-reset potential ``"v"`` (:func:`~snnjax.neuron.lif_step`), or the
+    pre-reset ``"u"`` (:func:`~snnjax.neuron.lif_step_pre_reset`) when the collection handed
+    in holds ``"u"``: the per-step rules do that to save memory (``Forward.pre_reset``).
+    Same spikes and gradients either way.
+    """
 
     neuron: LIFParams = LIFParams()
 
     @nn.compact
     def __call__(self, current: jax.Array) -> jax.Array:
-        v = self.variable("neuron", "v", jnp.zeros_like, current)
-        spikes, v_new = lif_step(self.neuron, v.value, current)
+        if self.has_variable("neuron", "u"):
+            name, step = "u", lif_step_pre_reset
+        else:
+            name, step = "v", lif_step
+        state = self.variable("neuron", name, jnp.zeros_like, current)
+        spikes, new = step(self.neuron, state.value, current)
         if not self.is_initializing():
-            v.value = v_new
+            state.value = new
         return spikes
 
 
@@ -123,6 +134,42 @@ def standardize_weight(kernel: jax.Array, gain: jax.Array, eps: float = 1e-4) ->
     return gain * (kernel - mean) * jax.lax.rsqrt(var * fan_in + eps)
 
 
+def standardize_params(params: Mapping) -> dict:
+    """``params`` with each scaled-WS synapse's ``kernel`` and ``gain`` replaced by its
+    standardised kernel ``kernel_ws`` (:func:`standardize_weight`), which the synapse then
+    uses as given.
+
+    Rules call this once per batch, outside the time loop: the standardisation depends on the
+    weights only, so its forward and backward need not run (and keep residuals) at every
+    step. Gradients w.r.t. ``kernel_ws`` map back to ``kernel`` and ``gain`` through its VJP.
+    """
+
+    def walk(node):
+        if not isinstance(node, Mapping):
+            return node
+        if "kernel" in node and "gain" in node:
+            rest = {k: v for k, v in node.items() if k not in ("kernel", "gain")}
+            return {**rest, "kernel_ws": standardize_weight(node["kernel"], node["gain"])}
+        return {k: walk(v) for k, v in node.items()}
+
+    return walk(params)
+
+
+def _kernel(module: nn.Module, shape: tuple[int, ...]) -> jax.Array:
+    """The synapse's kernel: ``kernel`` (scaled-WS with ``gain`` if asked), or ``kernel_ws``
+    when the parameters were standardised beforehand (:func:`standardize_params`)."""
+    if module.weight_standardization and module.has_variable("params", "kernel_ws"):
+        kernel = module.get_variable("params", "kernel_ws")
+        if kernel.shape != shape:
+            raise ValueError(f"kernel_ws has shape {kernel.shape}, expected {shape}")
+        return kernel
+    kernel = module.param("kernel", module.kernel_init, shape)
+    if module.weight_standardization:
+        gain = module.param("gain", nn.initializers.ones, (shape[-1],))
+        kernel = standardize_weight(kernel, gain)
+    return kernel
+
+
 def _dense_op(x, kernel):
     return x @ kernel
 
@@ -140,10 +187,7 @@ class Dense(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        kernel = self.param("kernel", self.kernel_init, (x.shape[-1], self.features))
-        if self.weight_standardization:
-            gain = self.param("gain", nn.initializers.ones, (self.features,))
-            kernel = standardize_weight(kernel, gain)
+        kernel = _kernel(self, (x.shape[-1], self.features))
         y = _synapse(self, _dense_op, x, kernel)
         if self.use_bias:
             y = y + self.param("bias", self.bias_init, (self.features,))
@@ -174,10 +218,7 @@ class Conv(nn.Module):
         if x.ndim != 4:
             raise ValueError(f"Conv expects [B, H, W, C] per step, got shape {x.shape}")
         k = self.kernel_size
-        kernel = self.param("kernel", self.kernel_init, (k, k, x.shape[-1], self.features))
-        if self.weight_standardization:
-            gain = self.param("gain", nn.initializers.ones, (self.features,))
-            kernel = standardize_weight(kernel, gain)
+        kernel = _kernel(self, (k, k, x.shape[-1], self.features))
         pad = self.padding
         if isinstance(pad, int):
             pad = ((pad, pad), (pad, pad))

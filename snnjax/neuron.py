@@ -6,6 +6,13 @@
 
 The neuron knows nothing of training rules: a rule cuts the temporal route by handing in
 ``v[t-1]`` as a constant (SLTT, OTTT) or by differentiating through it (BPTT).
+
+The state carried from step to step can be either of two equivalent values: the post-reset
+``v[t]`` (:func:`lif_step`) or the pre-reset ``u[t]`` (:func:`lif_step_pre_reset`, which
+applies the reset of step t-1 at the start of step t). Spikes and gradients are the same;
+what differs is memory. Under BPTT carrying ``v`` stores less per step. Under the per-step
+rules, carrying ``u`` lets one buffer be both the carried state and the residual the
+surrogate gradient needs (``u - V_th``), where carrying ``v`` keeps both alive in every step.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ import jax.numpy as jnp
 
 from snnjax import surrogate as surrogate_lib
 
-__all__ = ["LIFParams", "lif_init", "lif_step", "lif_run"]
+__all__ = ["LIFParams", "lif_init", "lif_step", "lif_step_pre_reset", "lif_run"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,12 +82,33 @@ def lif_step(p: LIFParams, v: jax.Array, current: jax.Array) -> tuple[jax.Array,
     """
     u = p.decay * v + current
     s = p.surrogate(u - p.v_th)
-    s_reset = jax.lax.stop_gradient(s) if p.detach_reset else s
+    return s, _reset(p, u, s)
+
+
+def _reset(p: LIFParams, u: jax.Array, s: jax.Array) -> jax.Array:
+    s = jax.lax.stop_gradient(s) if p.detach_reset else s
     if p.reset == "soft":
-        v_new = u - p.v_th * s_reset
-    else:
-        v_new = u * (1.0 - s_reset)
-    return s, v_new
+        return u - p.v_th * s
+    return u * (1.0 - s)
+
+
+def lif_step_pre_reset(
+    p: LIFParams, u: jax.Array, current: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    """One time step carrying the pre-reset potential: ``(s[t], u[t])`` from ``u[t-1]``.
+
+    Applies the reset of step t-1 first (its spike recomputed from ``u[t-1]``, with the same
+    surrogate gradient), then charges and fires as :func:`lif_step`. From ``u[-1] = 0``
+    (no spike, since V_th > 0) it gives the same spikes and gradients as :func:`lif_step`.
+
+    Args:
+      p: neuron parameters.
+      u: membrane potential before the previous step's reset, ``u[t-1]``, ``[B, ...]``.
+      current: input current ``I[t]``, same shape.
+    """
+    v = _reset(p, u, p.surrogate(u - p.v_th))
+    u_new = p.decay * v + current
+    return p.surrogate(u_new - p.v_th), u_new
 
 
 def lif_run(p: LIFParams, currents: jax.Array, v0: jax.Array | None = None):

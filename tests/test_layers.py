@@ -104,3 +104,49 @@ def test_lif_layer_state_collection():
     s, _ = lif.apply(new, x, mutable=["neuron"])  # 0.35 + 0.7 >= 1
     np.testing.assert_array_equal(s, 1.0)
     assert isinstance(lif, nn.Module)
+
+
+def test_lif_layer_carries_the_pre_reset_potential_when_handed_u():
+    lif = layers.LIF()
+    x = jnp.full((2, 3), 0.7)
+    state = {"neuron": {"u": jnp.zeros((2, 3))}}
+    spikes, us = [], []
+    for _ in range(3):
+        s, state = lif.apply(state, x, mutable=["neuron"])
+        assert set(state["neuron"]) == {"u"}
+        spikes.append(float(s[0, 0]))
+        us.append(float(state["neuron"]["u"][0, 0]))
+    # u = .7; .35 + .7 = 1.05 (spike); reset to .05, then .025 + .7.
+    np.testing.assert_allclose(us, [0.7, 1.05, 0.725], rtol=1e-6)
+    assert spikes == [0.0, 1.0, 0.0]
+
+
+def test_standardize_params_is_the_same_model(x64):
+    model = models.vgg11_sws(10, cfg=(8, "A", 16))
+    x = 2.0 * jax.random.uniform(jax.random.key(0), (2, 8, 8, 3), jnp.float64)
+    params = model.init(jax.random.key(1), x)["params"]
+    params = jax.tree.map(lambda a: a.astype(jnp.float64), params)
+    prepared = layers.standardize_params(params)
+    assert "kernel_ws" in prepared["units_0"]["Conv_0"]
+    assert "gain" not in prepared["units_0"]["Conv_0"]
+    assert "kernel" in prepared["readout"]["Dense_0"]  # no WS there: untouched
+
+    def out(p):
+        y, _ = model.apply({"params": p}, x, mutable=["neuron"])
+        return y
+
+    np.testing.assert_allclose(out(prepared), out(params), rtol=1e-12, atol=1e-14)
+
+    def loss_prepared(p):
+        return jnp.sum(jnp.sin(out(layers.standardize_params(p))))
+
+    g_prepared = jax.grad(loss_prepared)(params)
+    g_direct = jax.grad(lambda p: jnp.sum(jnp.sin(out(p))))(params)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12),
+                 g_prepared, g_direct)
+    assert float(jnp.abs(g_direct["units_0"]["Conv_0"]["gain"]).max()) > 0
+
+    bad = jax.tree.map(lambda a: a, prepared)
+    bad["units_0"]["Conv_0"]["kernel_ws"] = jnp.zeros((3, 3, 3, 9))
+    with pytest.raises(ValueError, match="kernel_ws"):
+        model.apply({"params": bad}, x, mutable=["neuron"])

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from snnjax import surrogate
-from snnjax.neuron import LIFParams, lif_run, lif_step
+from snnjax.neuron import LIFParams, lif_run, lif_step, lif_step_pre_reset
 
 CURRENTS = [0.6, 0.6, 0.6, 1.5, 0.0, 0.3]
 
@@ -105,3 +105,31 @@ def test_detach_reset_changes_gradient_only():
 def test_bad_parameters(kwargs):
     with pytest.raises(ValueError):
         LIFParams(**kwargs)
+
+
+@pytest.mark.parametrize("detach", [False, True])
+@pytest.mark.parametrize("reset", ["soft", "hard"])
+def test_pre_reset_state_gives_the_same_spikes_and_gradients(x64, reset, detach):
+    # Carrying u[t] (reset applied at the start of the next step) is the same function of
+    # the currents as carrying v[t], gradients through every temporal route included.
+    p = LIFParams(decay=0.7, reset=reset, detach_reset=detach, surrogate=surrogate.sigmoid(4.0))
+    currents = jax.random.uniform(jax.random.key(3), (12, 5), jnp.float64, 0.0, 1.4)
+    weights = jax.random.normal(jax.random.key(4), (12, 5), jnp.float64)
+
+    def run(step, cur):
+        def body(state, i_t):
+            s, state = step(p, state, i_t)
+            return state, s
+
+        return jax.lax.scan(body, jnp.zeros(5, jnp.float64), cur)[1]
+
+    def objective(step):
+        return lambda cur: jnp.sum(weights * run(step, cur * 1.3))
+
+    s_v, s_u = run(lif_step, currents), run(lif_step_pre_reset, currents)
+    assert 0 < float(s_v.mean()) < 1  # spikes and silences: the reset matters
+    np.testing.assert_array_equal(np.asarray(s_u), np.asarray(s_v))
+    g_v = jax.grad(objective(lif_step))(currents)
+    g_u = jax.grad(objective(lif_step_pre_reset))(currents)
+    assert float(jnp.abs(g_v).max()) > 0
+    np.testing.assert_allclose(np.asarray(g_u), np.asarray(g_v), rtol=1e-12, atol=1e-12)

@@ -2,6 +2,7 @@
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 import pytest
 
@@ -49,3 +50,54 @@ def test_bptt_grows_linearly_with_T(layerwise):
 
 def test_sltt_uses_less_than_bptt():
     assert temp_bytes(rules.sltt(), 32) < 0.5 * temp_bytes(rules.bptt(), 32)
+
+
+def _per_step_rule(pre_reset):
+    from snnjax.rules.base import Rule, windowed_grad
+
+    def grad_fn(fwd, params, state, xs, ys, *, loss, key):
+        value, aux, grads, _, _ = windowed_grad(
+            fwd, params, state, xs, ys, loss=loss, key=key, window=1, pre_reset=pre_reset
+        )
+        return value, aux, grads
+
+    return Rule(f"sltt(pre_reset={pre_reset})", grad_fn)
+
+
+@pytest.mark.parametrize("model", ["cnn", "vgg"])
+def test_per_step_rules_save_memory_by_carrying_the_pre_reset_potential(model):
+    # The default of window 1 (SLTT, OTTT): u[t] is both the carried state and the
+    # surrogate's residual, where carrying v[t] keeps both alive.
+    net = models.cnn(10, (4, 8)) if model == "cnn" else models.vgg11_sws(10, width=0.125)
+    shape = (8, 8, 1) if model == "cnn" else (16, 16, 3)
+
+    def temp(rule):
+        xs = jax.ShapeDtypeStruct((4, B, *shape), jnp.float32)
+        ys = jax.ShapeDtypeStruct((B,), jnp.int32)
+        trainer = Trainer(net, rule, optax.sgd(0.1))
+        ts = jax.eval_shape(lambda: trainer.init(jax.random.key(0), jnp.zeros(xs.shape)))
+        return compiled_memory(trainer.lower(ts, xs, ys))["temp_bytes"]
+
+    with_u = temp(_per_step_rule(True))
+    assert with_u < temp(_per_step_rule(False))
+    assert with_u == temp(rules.sltt())  # SLTT's default is the pre-reset form
+
+
+def test_pre_reset_form_gives_the_same_gradients(x64):
+    from snnjax.losses import per_step
+
+    net = models.vgg11_sws(10, cfg=(8, "A", 16, 16))  # scaled WS: standardised once too
+    xs = 2.0 * jax.random.uniform(jax.random.key(1), (5, 3, 8, 8, 3), jnp.float64)
+    ys = jnp.asarray([1, 4, 7])
+    params, state = rules.sltt().init(net, jax.random.key(2), xs[0])
+    params = jax.tree.map(lambda a: a.astype(jnp.float64), params)
+    out = {
+        pre: _per_step_rule(pre).value_and_grad(net, params, state, xs, ys, loss=per_step())
+        for pre in (True, False)
+    }
+    (l1, a1, g1), (l0, a0, g0) = out[True], out[False]
+    assert float(jnp.abs(a1.logits).max()) > 0
+    np.testing.assert_allclose(l1, l0, rtol=1e-12)
+    np.testing.assert_allclose(a1.logits, a0.logits, rtol=1e-12, atol=1e-12)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12), g1, g0)
+    assert max(float(jnp.abs(g).max()) for g in jax.tree.leaves(g1)) > 0

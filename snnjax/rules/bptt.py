@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import jax
 
+from snnjax.layers import standardize_params
 from snnjax.rules.base import Aux, Forward, Rule
 
 __all__ = ["bptt", "uses_layerwise"]
@@ -66,7 +67,8 @@ def _scan_grad(fwd: Forward, params, state, xs, ys, *, loss, key):
     carry0 = fwd.init_carry(params, state, xs[0])
 
     def total_loss(p):
-        carry, heads = fwd.run(p, carry0, xs, key)
+        # Scaled-WS kernels standardised once, outside the scan (so once in the backward too).
+        carry, heads = fwd.run(standardize_params(p), carry0, xs, key)
         return sum(loss.sequence(o, ys) for o in heads), (heads[-1].sum(axis=0), carry)
 
     (value, (logits, carry)), grads = jax.value_and_grad(total_loss, has_aux=True)(params)

@@ -77,6 +77,9 @@ def _bwd(strides, padding, residuals, g):
     # skipped at the end.
     r_h = (x.shape[1] + pl_h + ph_h - kh) % sh
     r_w = (x.shape[2] + pl_w + ph_w - kw) % sw
+    # Tied to g, the transposed kernel is made here, in the backward of this step, rather
+    # than hoisted out of a time loop by XLA and kept (weight-sized) through all of it.
+    kernel, g = jax.lax.optimization_barrier((kernel, g))
     k_t = _plain(jnp.flip(kernel, (0, 1)).transpose(0, 1, 3, 2))
     dx_pads = ((kh - 1 - pl_h, kh - 1 - ph_h + r_h), (kw - 1 - pl_w, kw - 1 - ph_w + r_w))
     dx = jax.lax.conv_general_dilated(

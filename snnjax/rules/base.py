@@ -148,6 +148,18 @@ def _rename_leaves(tree: Mapping, old: str, new: str) -> dict:
     }
 
 
+def _unstandardize(params: PyTree) -> Callable[[PyTree], tuple]:
+    """VJP of :func:`~snnjax.layers.standardize_params` at ``params``, its forward redone."""
+
+    def vjp(cotangent):
+        # Tied to the loop's output by the barrier, the standardisation is recomputed after
+        # the loop; a plain jax.vjp would keep its weight-sized residuals through the loop.
+        p, cotangent = jax.lax.optimization_barrier((params, cotangent))
+        return jax.vjp(standardize_params, p)[1](cotangent)
+
+    return vjp
+
+
 def _heads_loss(loss: Loss, heads: tuple, ys: jax.Array, T: int) -> jax.Array:
     """Per-step loss summed over a chunk of steps and over heads, divided by the full T."""
     per_head = [jax.vmap(loss.step, in_axes=(0, None))(o, ys).sum() for o in heads]
@@ -204,7 +216,7 @@ def windowed_grad(
     else:
         # Parameters are fixed for the whole batch: standardise the weights once, sum the
         # gradients w.r.t. the standardised kernels over time and map the sum back once.
-        p0, unstandardize = jax.vjp(standardize_params, params)
+        p0, unstandardize = standardize_params(params), _unstandardize(params)
 
     def window_loss(p, carry, xw):
         carry, heads = fwd.run(p, carry, xw, key)

@@ -53,13 +53,21 @@ class LIF(nn.Module):
     The state is the post-reset potential ``"v"`` (:func:`~snnjax.neuron.lif_step`), or the
     pre-reset ``"u"`` (:func:`~snnjax.neuron.lif_step_pre_reset`) when the collection handed
     in holds ``"u"``: the per-step rules do that to save memory (``Forward.pre_reset``).
-    Same spikes and gradients either way.
+    Same spikes and gradients either way. Handed ``"u_replay"`` (this step's ``u``), it
+    replays the step for SLTT's gradient without recomputing the state.
     """
 
     neuron: LIFParams = LIFParams()
 
     @nn.compact
     def __call__(self, current: jax.Array) -> jax.Array:
+        if self.has_variable("neuron", "u_replay"):
+            # Replaying a step whose potential u[t] is known (SLTT-K's backward, see
+            # rules.base.windowed_grad): the value is u[t], the gradient reaches the current
+            # as in the step itself under SLTT (∂u/∂I = 1, the previous state a constant),
+            # and the current's value is not kept for the backward.
+            u = self.get_variable("neuron", "u_replay")
+            return self.neuron.surrogate(_pinned(u, current) - self.neuron.v_th)
         if self.has_variable("neuron", "u"):
             name, step = "u", lif_step_pre_reset
         else:
@@ -69,6 +77,17 @@ class LIF(nn.Module):
         if not self.is_initializing():
             state.value = new
         return spikes
+
+
+@jax.custom_jvp
+def _pinned(value: jax.Array, source: jax.Array) -> jax.Array:
+    """``value``, with the tangent of ``source`` (whose value is never used)."""
+    return value
+
+
+@_pinned.defjvp
+def _pinned_jvp(primals, tangents):
+    return primals[0], tangents[1]
 
 
 # ---------------------------------------------------------------------------- OTTT's trace

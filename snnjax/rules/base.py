@@ -148,6 +148,13 @@ def _rename_leaves(tree: Mapping, old: str, new: str) -> dict:
     }
 
 
+def _leaf_names(tree: Mapping) -> set[str]:
+    names = set()
+    for k, v in tree.items():
+        names |= _leaf_names(v) if isinstance(v, Mapping) else {k}
+    return names
+
+
 def _unstandardize(params: PyTree) -> Callable[[PyTree], tuple]:
     """VJP of :func:`~snnjax.layers.standardize_params` at ``params``, its forward redone."""
 
@@ -190,8 +197,10 @@ def windowed_grad(
     not O(T). ``window=1`` is SLTT/OTTT, ``window=T`` is BPTT.
 
     Args:
-      selected: optional bool ``[T]`` (window 1 only): backward only where True, via
-        ``lax.cond`` so that other steps really skip it (SLTT-K).
+      selected: optional bool ``[T]`` (window 1, no in-loop optimizer): backward only where
+        True, via ``lax.cond`` so that other steps really skip it (SLTT-K). A selected
+        step's backward replays it from the new potentials (``layers.LIF``'s ``u_replay``)
+        when the neurons' potentials are the only transient state.
       optimizer: if given, apply it after every window (OTTT_O, TBPTT with online updates).
       pre_reset: carry the neurons' pre-reset potential (``Forward.pre_reset``); default:
         when ``window == 1``, where it takes less memory (same results either way).
@@ -210,6 +219,10 @@ def windowed_grad(
         # carrying v keeps two (SLTT on VGG-11 at batch 128: -36 % memory).
         fwd = dataclasses.replace(fwd, pre_reset=True)
     carry0 = fwd.init_carry(params, state, xs[0])
+    # SLTT-K replays selected steps from the neurons' u[t] when that is all the transient
+    # state there is (a model keeping more, e.g. a fed-back map, takes the lax.cond path).
+    replay = (selected is not None and pre_reset and not fwd.traced
+              and _leaf_names(carry0.get("neuron", {})) <= {"u"})
     online = optimizer is not None
     if online:
         p0, unstandardize = params, None
@@ -228,11 +241,9 @@ def windowed_grad(
         (value, aux), g = value_and_grad(p, carry, xw)
         return value, aux, g
 
-    # SLTT-K's two branches both return the new gradient sum, so that a skipped step adds
-    # nothing rather than a tree of zeros. The neuron state crosses the lax.cond, which
-    # XLA:CPU copies (SLTT-K measured ~25 % above SLTT at VGG-11 batch 128); moving only
-    # the backward into the cond, or the forward-only steps into loops of their own,
-    # measured more.
+    # SLTT-K without replay: the two branches both return the new gradient sum, so that a
+    # skipped step adds nothing rather than a tree of zeros. The neuron state crosses the
+    # lax.cond, which XLA:CPU copies (VGG-11, batch 128: 887 MiB against 761 replaying).
     def with_backward(p, carry, xw, g_sum):
         value, aux, g = forward_backward(p, carry, xw)
         return value, aux, _tree_add(g_sum, g)
@@ -247,6 +258,18 @@ def windowed_grad(
         if sel is None:
             value, (out, carry), g = forward_backward(p, carry, xw)
             g_sum = _tree_add(g_sum, g)
+        elif replay:
+            # SLTT-K: the forward (state updated in place), then, at a selected step, the
+            # backward of a replay of the step from the new potentials u[t] (one more forward
+            # pass at K steps). Only the gradient sum crosses the lax.cond.
+            value, (out, carry) = window_loss(p, carry, xw)
+            replayed = {**carry, "neuron": _rename_leaves(carry["neuron"], "u", "u_replay")}
+
+            def backward(gs):
+                g = jax.grad(lambda q: window_loss(q, replayed, xw)[0])(p)
+                return _tree_add(gs, g)
+
+            g_sum = jax.lax.cond(sel, backward, lambda gs: gs, g_sum)
         else:
             value, (out, carry), g_sum = jax.lax.cond(
                 sel, with_backward, without_backward, p, carry, xw, g_sum

@@ -21,6 +21,8 @@ import re
 import sys
 from typing import Any, Callable, Iterable, Mapping, NamedTuple, Sequence
 
+import jax
+
 __all__ = [
     "add_parser",
     "parse_bytes",
@@ -307,7 +309,11 @@ def _compiled_memory_fn(model, input_shape: Sequence[int]) -> Callable[[Any, int
             trainers[id(rule)] = (rule, Trainer(model, rule, cost.default_optimizer()))
         trainer = trainers[id(rule)][1]
         xs, ys = cost.abstract_batch(T, batch_size, input_shape)
-        return cost.step_memory(trainer, xs, ys)["memory_bytes"]
+        out = cost.step_memory(trainer, xs, ys)["memory_bytes"]
+        # A plan compiles ~30 large programs per rule; dropping JAX's caches between them
+        # keeps XLA:CPU's JIT code memory from running out (seen at full-width VGG-11).
+        jax.clear_caches()
+        return out
 
     return memory
 

@@ -293,6 +293,13 @@ def render_goals(d):
                 f"| {batch} | {r['rule']} | {_mib(r['temp_bytes'])} | "
                 f"{_pct(r['temp_bytes'], base['temp_bytes'])} | {_mib(r['memory_bytes'])} | "
                 f"{_pct(r['memory_bytes'], base['memory_bytes'])} | {ok} |")
+    lines += ["", "TBPTT here is window 2. At batch 16 the buffers the size of the parameters "
+              "dominate every rule: parameters and momentum (arguments), their updated copies "
+              "(outputs: donated, so aliased, but counted in the total), the gradient sum and "
+              "the standardised kernels, against about 25 MiB of one step's activations; at "
+              "the papers' batch size (128) activations dominate. SLTT-K sits above SLTT: "
+              "the gradient sum crosses the `lax.cond` that skips unselected backwards, and "
+              "a selected step's backward replays the step (README, design notes)."]
     t = d["time"]
     lines += ["", f"**Step time at T = 6** (batch {d['time_batch']}, medians of interleaved "
               f"runs; load average {d['env']['load_average'][0]:.1f}; goals: SLTT-K(K=1) ≤ 0.5× "

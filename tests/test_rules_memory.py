@@ -13,13 +13,18 @@ from snnjax.train import Trainer
 B = 8
 
 
+def compiled(net, rule, T, batch, shape, figure="memory_bytes", optimizer=None):
+    """One figure of the compiled training step's memory (compile only)."""
+    xs = jax.ShapeDtypeStruct((T, batch, *shape), jnp.float32)
+    ys = jax.ShapeDtypeStruct((batch,), jnp.int32)
+    trainer = Trainer(net, rule, optimizer or optax.sgd(0.1, momentum=0.9))
+    ts = jax.eval_shape(lambda: trainer.init(jax.random.key(0), jnp.zeros(xs.shape)))
+    return compiled_memory(trainer.lower(ts, xs, ys))[figure]
+
+
 def temp_bytes(rule, T, model=None):
     model = model or models.mlp(10, (64, 64))
-    xs = jax.ShapeDtypeStruct((T, B, 8, 8, 1), jnp.float32)
-    ys = jax.ShapeDtypeStruct((B,), jnp.int32)
-    trainer = Trainer(model, rule, optax.sgd(0.1))
-    ts = jax.eval_shape(lambda: trainer.init(jax.random.key(0), jnp.zeros(xs.shape)))
-    return compiled_memory(trainer.lower(ts, xs, ys))["temp_bytes"]
+    return compiled(model, rule, T, B, (8, 8, 1), "temp_bytes", optax.sgd(0.1))
 
 
 @pytest.mark.parametrize(
@@ -64,6 +69,23 @@ def _per_step_rule(pre_reset):
     return Rule(f"sltt(pre_reset={pre_reset})", grad_fn)
 
 
+def assert_same_float64_results(net, rule, reference):
+    """``rule`` and ``reference`` give the same loss, logits and gradients (float64)."""
+    from snnjax.losses import per_step
+
+    xs = 2.0 * jax.random.uniform(jax.random.key(1), (4, 3, 8, 8, 3), jnp.float64)
+    ys = jnp.asarray([1, 4, 7])
+    params, state = reference.init(net, jax.random.key(2), xs[0])
+    params = jax.tree.map(lambda a: a.astype(jnp.float64), params)
+    l1, a1, g1 = rule.value_and_grad(net, params, state, xs, ys, loss=per_step())
+    l0, a0, g0 = reference.value_and_grad(net, params, state, xs, ys, loss=per_step())
+    assert float(jnp.abs(a0.logits).max()) > 0
+    assert max(float(jnp.abs(g).max()) for g in jax.tree.leaves(g0)) > 0
+    np.testing.assert_allclose(l1, l0, rtol=1e-12)
+    np.testing.assert_allclose(a1.logits, a0.logits, rtol=1e-12, atol=1e-12)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12), g1, g0)
+
+
 @pytest.mark.parametrize("model", ["cnn", "vgg"])
 def test_per_step_rules_save_memory_by_carrying_the_pre_reset_potential(model):
     # The default of window 1 (SLTT, OTTT): u[t] is both the carried state and the
@@ -72,11 +94,7 @@ def test_per_step_rules_save_memory_by_carrying_the_pre_reset_potential(model):
     shape = (8, 8, 1) if model == "cnn" else (16, 16, 3)
 
     def temp(rule):
-        xs = jax.ShapeDtypeStruct((4, B, *shape), jnp.float32)
-        ys = jax.ShapeDtypeStruct((B,), jnp.int32)
-        trainer = Trainer(net, rule, optax.sgd(0.1))
-        ts = jax.eval_shape(lambda: trainer.init(jax.random.key(0), jnp.zeros(xs.shape)))
-        return compiled_memory(trainer.lower(ts, xs, ys))["temp_bytes"]
+        return compiled(net, rule, 4, B, shape, "temp_bytes", optax.sgd(0.1))
 
     with_u = temp(_per_step_rule(True))
     assert with_u < temp(_per_step_rule(False))
@@ -84,40 +102,17 @@ def test_per_step_rules_save_memory_by_carrying_the_pre_reset_potential(model):
 
 
 def test_pre_reset_form_gives_the_same_gradients(x64):
-    from snnjax.losses import per_step
-
     net = models.vgg11_sws(10, cfg=(8, "A", 16, 16))  # scaled WS: standardised once too
-    xs = 2.0 * jax.random.uniform(jax.random.key(1), (5, 3, 8, 8, 3), jnp.float64)
-    ys = jnp.asarray([1, 4, 7])
-    params, state = rules.sltt().init(net, jax.random.key(2), xs[0])
-    params = jax.tree.map(lambda a: a.astype(jnp.float64), params)
-    out = {
-        pre: _per_step_rule(pre).value_and_grad(net, params, state, xs, ys, loss=per_step())
-        for pre in (True, False)
-    }
-    (l1, a1, g1), (l0, a0, g0) = out[True], out[False]
-    assert float(jnp.abs(a1.logits).max()) > 0
-    np.testing.assert_allclose(l1, l0, rtol=1e-12)
-    np.testing.assert_allclose(a1.logits, a0.logits, rtol=1e-12, atol=1e-12)
-    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12), g1, g0)
-    assert max(float(jnp.abs(g).max()) for g in jax.tree.leaves(g1)) > 0
+    assert_same_float64_results(net, _per_step_rule(True), _per_step_rule(False))
 
 
 def test_per_step_rules_on_a_conv_net_take_well_under_half_of_bptt():
     # The paper-scale figure (VGG-11 sWS, batch 128, T=6: SLTT -74 %, OTTT_A -70 %) is a
     # benchmark; this guards the same effect on a small VGG, total compiled memory, T=6.
     net = models.vgg11_sws(10, width=0.125)
-
-    def memory(rule):
-        xs = jax.ShapeDtypeStruct((6, 64, 16, 16, 3), jnp.float32)
-        ys = jax.ShapeDtypeStruct((64,), jnp.int32)
-        trainer = Trainer(net, rule, optax.sgd(0.1, momentum=0.9))
-        ts = jax.eval_shape(lambda: trainer.init(jax.random.key(0), jnp.zeros(xs.shape)))
-        return compiled_memory(trainer.lower(ts, xs, ys))["memory_bytes"]
-
-    bptt = memory(rules.bptt())
+    bptt = compiled(net, rules.bptt(), 6, 64, (16, 16, 3))
     for rule in (rules.sltt(), rules.sltt_k(1), rules.ottt(), rules.ottt(online=True)):
-        assert memory(rule) < 0.4 * bptt, rule.name
+        assert compiled(net, rule, 6, 64, (16, 16, 3)) < 0.4 * bptt, rule.name
 
 
 @pytest.mark.parametrize("model", ["vgg", "vgg_feedback"])
@@ -125,34 +120,15 @@ def test_sltt_k_with_all_steps_selected_is_sltt(x64, model):
     # SLTT-K replays a selected step from its new potentials u[t] (plain VGG) or, when the
     # model keeps more transient state (VGG-F's fed-back map), runs the step inside the
     # lax.cond; either way K = T must give SLTT's gradients.
-    from snnjax.losses import per_step
-
     make = models.vgg11f_sws if model == "vgg_feedback" else models.vgg11_sws
-    net = make(10, cfg=(8, 8, "A", 16))
-    xs = 2.0 * jax.random.uniform(jax.random.key(1), (4, 3, 8, 8, 3), jnp.float64)
-    ys = jnp.asarray([1, 4, 7])
-    params, state = rules.sltt().init(net, jax.random.key(2), xs[0])
-    params = jax.tree.map(lambda a: a.astype(jnp.float64), params)
-    l1, a1, g1 = rules.sltt().value_and_grad(net, params, state, xs, ys, loss=per_step())
-    lk, ak, gk = rules.sltt_k(4, steps=(0, 1, 2, 3)).value_and_grad(
-        net, params, state, xs, ys, loss=per_step()
+    assert_same_float64_results(
+        make(10, cfg=(8, 8, "A", 16)), rules.sltt_k(4, steps=(0, 1, 2, 3)), rules.sltt()
     )
-    np.testing.assert_allclose(lk, l1, rtol=1e-12)
-    np.testing.assert_allclose(ak.logits, a1.logits, rtol=1e-12, atol=1e-12)
-    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12), gk, g1)
-    assert max(float(jnp.abs(g).max()) for g in jax.tree.leaves(gk)) > 0
 
 
 def test_sltt_k_replay_keeps_it_near_sltt_memory():
     # Replaying selected steps (instead of carrying the neuron state through a lax.cond)
-    # keeps SLTT-K's memory within 15 % of SLTT's on a small VGG; the cond path took ~30 %.
+    # keeps SLTT-K's memory within 15 % of SLTT's on a small VGG; the cond path took ~23 %.
     net = models.vgg11_sws(10, width=0.125)
-
-    def memory(rule):
-        xs = jax.ShapeDtypeStruct((6, 64, 16, 16, 3), jnp.float32)
-        ys = jax.ShapeDtypeStruct((64,), jnp.int32)
-        trainer = Trainer(net, rule, optax.sgd(0.1, momentum=0.9))
-        ts = jax.eval_shape(lambda: trainer.init(jax.random.key(0), jnp.zeros(xs.shape)))
-        return compiled_memory(trainer.lower(ts, xs, ys))["memory_bytes"]
-
-    assert memory(rules.sltt_k(1)) < 1.15 * memory(rules.sltt())
+    sltt = compiled(net, rules.sltt(), 6, 64, (16, 16, 3))
+    assert compiled(net, rules.sltt_k(1), 6, 64, (16, 16, 3)) < 1.15 * sltt

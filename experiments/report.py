@@ -185,7 +185,6 @@ def plot(payload: dict, directory: str) -> list[str]:
     exp = payload["experiment"]
     os.makedirs(directory, exist_ok=True)
     stem = f"{exp['name']}-{exp['preset']}"
-    paths = []
     groups = _groups(payload)
     if exp.get("grid"):
         row_key, col_key = exp["grid"]

@@ -353,7 +353,9 @@ def plan_rows(
 
     Args:
       memory_fn: ``memory_fn(rule, T, batch_size) -> bytes``; default the compiled memory of
-        ``model``'s step on ``input_shape`` (tests inject their own).
+        ``model``'s step on ``input_shape`` (tests inject their own). The default clears
+        JAX's in-process caches after each compile (``jax.clear_caches()``), so functions
+        jitted before the plan compile again on their next call.
 
     Returns:
       One dict per rule: ``rule``, ``budget_bytes``, ``batch_size``, ``max_T`` (0: nothing

@@ -145,52 +145,88 @@ def _sigmoid_spike():
     return spike
 
 
-def _bptt_default_path(model) -> str:
-    """What ``rules.bptt()`` (``layerwise="auto"``) runs for ``model``: layer-wise or scan."""
-    from snnjax import fast, rules
+def _snnjax_dense_model(N):
+    """Linear(N→N) + LIF, no readout, as a user's flax module: its spikes are the chunk's
+    outputs, ``[C, B, N]``."""
+    import flax.linen as nn
 
-    return "layer-wise" if fast.uses_layerwise(model, rules.bptt()) else "scan"
+    from snnjax import layers, neurons, surrogate
+    from snnjax.neuron import LIFParams
+
+    neuron = LIFParams(decay=DECAY, v_th=V_TH, reset="soft", surrogate=surrogate.sigmoid(ALPHA))
+
+    class DenseLIF(nn.Module):
+        @nn.compact
+        def __call__(self, xs, train: bool = False):
+            return neurons.LIF(neuron)(layers.Dense(N, traced=False, name="fc")(xs))
+
+    return DenseLIF()
 
 
-# The BPTT rows: snnjax = what rules.bptt() runs by default; the others force one path.
-BPTT_PATH = {"snnjax-scan": "scan", "snnjax-fast": "layer-wise"}
+# The rule each snnjax row runs (the public rule API); "snnjax" is BPTT as bptt() runs by
+# default, the other rows a schedule or rule beside it.
+SNNJAX_RULES = {
+    "snnjax": lambda T: _rules().bptt(),
+    "snnjax-chunk1": lambda T: _rules().bptt(chunk=1),
+    "snnjax-sltt": lambda T: _rules().sltt(chunk=T),
+    "snnjax-sltt-c1": lambda T: _rules().sltt(),
+    "snnjax-sltt-k": lambda T: _rules().sltt_k(1),
+    "snnjax-ottt-a": lambda T: _rules().ottt(chunk=T),
+    "snnjax-ottt-a-c1": lambda T: _rules().ottt(),
+}
+
+
+def _rules():
+    from snnjax import rules
+
+    return rules
+
+
+class RuleRunner(JaxRunner):
+    """``rule.value_and_grad`` of a model, jitted: the library's public API, as a user calls
+    it. The BPTT rows are also split as a jitted vjp forward and backward."""
+
+    def __init__(self, rule, model, params, x, y, loss, scale=1.0):
+        import jax
+
+        self.jax = jax
+        self.params = params
+        self.scale = scale
+        key = jax.random.key(0)
+
+        def loss_fn(p):
+            return rule.value_and_grad(model, p, {}, x, y, loss=loss, key=key)[0]
+
+        self._step = jax.jit(
+            lambda p: rule.value_and_grad(model, p, {}, x, y, loss=loss, key=key)[::2])
+        self._fwd = jax.jit(lambda p: jax.vjp(loss_fn, p))
+        self._bwd = jax.jit(lambda pullback, ct: pullback(ct))
+        self.split = rule == _rules().bptt()
+        self.compiled = self._step.lower(params).compile()
+        self.path = rule.name
+
+    def step(self):
+        t, _, _, value = super().step()
+        return t, None, None, value * self.scale
+
+    def fwd_bwd(self):
+        return super().fwd_bwd() if self.split else (None, None)
 
 
 def snnjax_dense(cfg, lib):
-    """One Linear + LIF layer, no readout, so not a rule's model: written with the library's
-    neuron, on the path ``rules.bptt()`` takes for the same layer in a SpikingSequential
-    (``lib == "snnjax"``), or on the path ``BPTT_PATH[lib]``."""
-    import jax
+    """Linear + LIF under ``SNNJAX_RULES[lib]``. The loss is the spike count, as the other
+    libraries': the per-step MSE to 0 (``per_step(mse=1, target=0)``, the mean of s² = s
+    over T·B·N), reported ×T·B·N."""
     import jax.numpy as jnp
 
-    from snnjax import fast as fast_lib
-    from snnjax import surrogate
-    from snnjax.models import DenseUnit, SpikingSequential
-    from snnjax.neuron import LIFParams, lif_step
+    from snnjax import losses
 
     w, b, x = (jnp.asarray(a) for a in dense_data(cfg.T, cfg.batch, cfg.N))
-    neuron = LIFParams(decay=DECAY, v_th=V_TH, reset="soft",
-                       surrogate=surrogate.sigmoid(ALPHA))
-    if lib == "snnjax":
-        path = _bptt_default_path(
-            SpikingSequential((DenseUnit(cfg.N, neuron=neuron, first=True),), cfg.N))
-    else:
-        path = BPTT_PATH[lib]
-
-    if path == "layer-wise":
-        def loss(p):
-            return fast_lib.dense_lif(neuron, p["w"], p["b"], x).sum()
-    else:
-        def loss(p):
-            def body(v, x_t):
-                s, v = lif_step(neuron, v, x_t @ p["w"] + p["b"])
-                return v, s
-
-            return jax.lax.scan(body, jnp.zeros((cfg.batch, cfg.N)), x)[1].sum()
-
-    runner = JaxRunner(loss, {"w": w, "b": b})
-    runner.path = path
-    return runner
+    model = _snnjax_dense_model(cfg.N)
+    params = {"fc": {"kernel": w, "bias": b}}
+    y = jnp.zeros((cfg.batch,), jnp.int32)
+    return RuleRunner(SNNJAX_RULES[lib](cfg.T), model, params, x, y,
+                      losses.per_step(mse=1.0, target=0.0), scale=cfg.T * cfg.batch * cfg.N)
 
 
 def _snnjax_vgg(cfg):
@@ -214,49 +250,11 @@ def _snnjax_vgg(cfg):
 
 
 def snnjax_conv(cfg, lib):
-    """The library's rules on the VGG-style net; BPTT also split as vjp forward/backward.
-
-    BPTT's loss is the one ``rules.bptt()`` differentiates, on the path it takes for this
-    model (``lib == "snnjax"``) or on ``BPTT_PATH[lib]``.
-    """
-    import jax
-
-    from snnjax import fast as fast_lib
-    from snnjax import losses, rules
-    from snnjax.rules.base import Forward
+    """The library's rules on the VGG-style net, through ``rule.value_and_grad``."""
+    from snnjax import losses
 
     model, params, x, y = _snnjax_vgg(cfg)
-    loss = losses.per_step()
-    if lib == "snnjax" or lib in BPTT_PATH:
-        path = _bptt_default_path(model) if lib == "snnjax" else BPTT_PATH[lib]
-        if path == "scan":
-            def loss_fn(p):
-                fwd = Forward(model)
-                carry = fwd.init_carry(p, {}, x[0])
-                _, (outs,) = fwd.run(p, carry, x, None)
-                return loss.sequence(outs, y)
-        else:
-            def loss_fn(p):
-                return loss.sequence(fast_lib.run_layerwise(model, p, x), y)
-        runner = JaxRunner(loss_fn, params)
-        runner.path = path
-        return runner
-    rule = rules.by_name(lib.removeprefix("snnjax-"), K=1)
-    key = jax.random.key(0)
-
-    class RuleRunner(JaxRunner):
-        def __init__(self):
-            self.jax = jax
-            self.params = params
-            self._step = jax.jit(
-                lambda p: rule.value_and_grad(model, p, {}, x, y, loss=loss, key=key)[::2]
-            )
-            self.compiled = self._step.lower(params).compile()
-
-        def fwd_bwd(self):
-            return None, None
-
-    return RuleRunner()
+    return RuleRunner(SNNJAX_RULES[lib](cfg.T), model, params, x, y, losses.per_step())
 
 
 def spyx_dense(cfg):
@@ -534,10 +532,8 @@ def spikingjelly_conv(cfg, rule="bptt"):
 
 def build(cfg):
     lib, wl = cfg.lib, cfg.workload
-    if (lib == "snnjax" or lib in BPTT_PATH) and wl == "dense":
-        return snnjax_dense(cfg, lib)
-    if lib.startswith("snnjax") and wl == "conv":
-        return snnjax_conv(cfg, lib)
+    if lib in SNNJAX_RULES:
+        return snnjax_dense(cfg, lib) if wl == "dense" else snnjax_conv(cfg, lib)
     if lib == "spyx":
         return spyx_dense(cfg) if wl == "dense" else spyx_conv(cfg)
     if lib == "slax" and wl == "dense":

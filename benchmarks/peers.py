@@ -38,26 +38,26 @@ HERE = Path(__file__).resolve().parent
 WORKER = HERE / "peer_worker.py"
 PEERS_PYTHON = HERE / ".peers" / "bin" / "python"
 
-# "snnjax" is BPTT as rules.bptt() runs the net by default (layerwise="auto": layer-wise for
-# the dense net, the per-step scan for the conv net); the other path is kept for reference:
-# "snnjax-scan" (dense) and "snnjax-fast" (conv, layer-wise).
-DENSE_LIBS = ("snnjax", "snnjax-scan", "snntorch", "spikingjelly", "spikingjelly-compile",
-              "spyx", "slax")
-CONV_LIBS = ("snnjax", "snnjax-fast", "snntorch", "spikingjelly", "spyx",
-             "snnjax-sltt", "snnjax-sltt-k", "snnjax-ottt-a",
-             "spikingjelly-sltt", "spikingjelly-ottt")
+# "snnjax" is BPTT as rules.bptt() runs the net by default (one chunk of T); the other
+# snnjax rows are the same library's schedules (SPEC §9) and memory-efficient rules, all
+# through the public rule API (rule.value_and_grad).
+DENSE_LIBS = ("snnjax", "snnjax-chunk1", "snnjax-sltt", "snnjax-ottt-a", "snntorch",
+              "spikingjelly", "spikingjelly-compile", "spyx", "slax")
+CONV_LIBS = ("snnjax", "snnjax-chunk1", "snntorch", "spikingjelly", "spyx",
+             "snnjax-sltt", "snnjax-sltt-c1", "snnjax-sltt-k", "snnjax-ottt-a",
+             "snnjax-ottt-a-c1", "spikingjelly-sltt", "spikingjelly-ottt")
 # The snnjax row each peer row is compared with (same rule).
 SAME_RULE = {"spikingjelly-sltt": "snnjax-sltt", "spikingjelly-ottt": "snnjax-ottt-a"}
-RULE = {"snnjax-sltt": "SLTT", "snnjax-sltt-k": "SLTT-K (K=1)", "snnjax-ottt-a": "OTTT_A",
+RULE = {"snnjax": "BPTT: `bptt()`", "snnjax-chunk1": "BPTT: `bptt(chunk=1)`",
+        "snnjax-sltt": "SLTT: `sltt(chunk=T)`", "snnjax-sltt-c1": "SLTT: `sltt()`",
+        "snnjax-sltt-k": "SLTT-K: `sltt_k(1)`", "snnjax-ottt-a": "OTTT_A: `ottt(chunk=T)`",
+        "snnjax-ottt-a-c1": "OTTT_A: `ottt()`",
         "spikingjelly-sltt": "SLTT", "spikingjelly-ottt": "OTTT_A",
-        "snnjax-fast": "BPTT (layer-wise)", "snnjax-scan": "BPTT (per-step scan)",
         "spikingjelly-compile": "BPTT (torch.compile)"}
-OTHER_PATH = ("snnjax-scan", "snnjax-fast")  # the reference rows: BPTT on the other path
+OTHER_PATH = ("snnjax-chunk1",)  # the reference row: BPTT as a per-step scan
 
 
 def _rule(lib: str, info: dict) -> str:
-    if lib == "snnjax" and info.get("path"):
-        return f"BPTT: `bptt()` default ({info['path']})"
     return RULE.get(lib, "BPTT")
 
 
@@ -191,19 +191,41 @@ def bench_config(workload, libs, args, *, rounds, threads, log=print) -> list[di
     return rows
 
 
+def numpy_gemm_rate(rows: int, n: int, repeats: int = 5) -> float:
+    """numpy's float32 rate (GFLOP/s) for the dense step's two products, ``[rows, n] @ [n, n]``
+    and ``[rows, n]ᵀ @ [rows, n]``: the best of ``repeats`` timings of the pair."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((rows, n), dtype=np.float32)
+    w = rng.standard_normal((n, n), dtype=np.float32)
+    c = rng.standard_normal((rows, n), dtype=np.float32)
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        a @ w
+        a.T @ c
+        best = min(best, time.perf_counter() - t0)
+    return 4 * rows * n * n / best / 1e9
+
+
 def run(*, workloads=("dense", "conv"), Ns=(512, 1024, 2048), T_dense=100, T_conv=6,
         batch=16, width=0.25, rounds=7, threads=None, libs=None, log=print) -> dict:
     """All configurations; returns ``{"machine", "rows"}``."""
     threads = threads or 0  # 0: each torch worker picks the faster of 1 and all cores
-    rows = []
+    rows, gemm = [], {}
     start = machine()
     if "dense" in workloads:
         for N in Ns:
             log(f"dense: Linear({N}→{N}) + LIF, T={T_dense}, batch {batch}")
             use = [lib for lib in DENSE_LIBS if libs is None or lib in libs]
-            rows += bench_config("dense", use, ["--T", str(T_dense), "--batch", str(batch),
-                                                "--N", str(N)], rounds=rounds, threads=threads,
-                                 log=log)
+            args = ["--T", str(T_dense), "--batch", str(batch), "--N", str(N)]
+            new = bench_config("dense", use, args, rounds=rounds, threads=threads, log=log)
+            flops = 4 * T_dense * batch * N * N
+            for r in new:
+                r["gemm_gflops"] = flops / r["step_s"] / 1e9 if r["step_s"] else None
+            gemm[" ".join(args)] = {"numpy_gflops": numpy_gemm_rate(T_dense * batch, N)}
+            rows += new
     if "conv" in workloads:
         log(f"conv: VGG-11-style ×{width}, 32×32×3, T={T_conv}, batch {batch}")
         use = [lib for lib in CONV_LIBS if libs is None or lib in libs]
@@ -213,26 +235,28 @@ def run(*, workloads=("dense", "conv"), Ns=(512, 1024, 2048), T_dense=100, T_con
     end = machine()
     start["load_average_end"] = end["load_average"]
     start["threads"] = threads
-    return {"machine": start, "rows": rows}
+    return {"machine": start, "rows": rows, "gemm": gemm}
 
 
 NOTES = (
-    "Notes: `snnjax` is BPTT as the library's `rules.bptt()` runs each network by default"
-    " (`layerwise=\"auto\"`, asked of `snnjax.fast.uses_layerwise` in the worker): layer by"
-    " layer for the dense net (each synapse one GEMM over all T·B samples, only the LIF"
-    " recursion scanned) and a `lax.scan` over per-step applications of the model for the"
-    " conv net, where that measured faster. The reference rows compute the same loss and"
-    " gradients on the other path: `snnjax-scan` (dense) the per-step scan, `snnjax-fast`"
-    " (conv) `bptt(layerwise=True)`'s `snnjax.fast.run_layerwise`. The dense network has no"
-    " readout, so its snnjax rows are written with the library's neuron (`snnjax.neuron`) and"
-    " `snnjax.fast.dense_lif` rather than through a rule. Dynamics: "
+    "Notes: every snnjax row is the library's public API, `rule.value_and_grad(model, ...)`"
+    " jitted: `snnjax` is `rules.bptt()` as a user gets it (one chunk of T steps: each synapse"
+    " one op over all T·B samples, each neuron scanning its own recursion); `snnjax-chunk1` is"
+    " the same gradient run as a per-step scan (`bptt(chunk=1)`), for reference; the SLTT and"
+    " OTTT_A rows show a chunk of T (fast) and of 1 (constant memory). The dense network has"
+    " no readout: for snnjax it is a user's flax module (`snnjax.layers.Dense` +"
+    " `snnjax.neurons.LIF`) whose spikes are its outputs, trained on the per-step MSE to 0"
+    " (the mean of s² = s), reported ×T·B·N so the loss column is the spike count as for the"
+    " other libraries. Dynamics: "
     "SpikingJelly and slax compute exactly our LIF (same loss at init); snnTorch's `Leaky` "
     "(with `reset_delay=False`) subtracts the threshold a second time when the membrane is"
     " still above it after a reset, and spyx's `LIF` fires on the previous step's membrane"
     " (a one-step delay), so their spike counts differ; the work per step is the same. "
     "SpikingJelly's SLTT/OTTT run its single-step nodes with a backward pass at every step"
-    " (its online loop); snnjax's run the per-step gradient inside one jitted `lax.scan`."
-    " Peak RSS: growth of the process's resident memory during one step (after warm-up)."
+    " (its online loop). GEMM rate (dense): the step's 4·T·B·N² multiply-add flops (forward"
+    " x·W and the weight gradient xᵀ·δ) over its time, beside numpy's float32 rate for the"
+    " same two products. Peak RSS: growth of the process's resident memory during one step"
+    " (after warm-up)."
 )
 
 
@@ -258,26 +282,25 @@ def markdown(result: dict) -> str:
     configs = list(dict.fromkeys((r["workload"], r["config"]) for r in result["rows"]))
     for workload, config in configs:
         rows = [r for r in result["rows"] if (r["workload"], r["config"]) == (workload, config)]
-        default = next((r for r in rows if r["lib"] == "snnjax"), {})
-        other = rows[0].get("other_path")
-        about = ""
-        if default.get("path"):
-            about = f"; `snnjax` is `rules.bptt()` as it runs this net ({default['path']})"
-        if other:
-            about += (f"; `{other}` is the same BPTT on the other path "
-                      f"({RULE[other].removeprefix('BPTT (').rstrip(')')}), for reference")
+        about = "; `snnjax` is `rules.bptt()`"
+        if workload == "dense" and result.get("gemm"):
+            g = result["gemm"].get(config)
+            if g:
+                about += (f"; numpy float32 GEMM rate for the step's products "
+                          f"{g['numpy_gflops']:.0f} GFLOP/s")
         lines += ["", f"**{workload}** `{config}` — medians of {rows[0]['rounds']} interleaved "
                   "rounds; ratio = step time ÷ snnjax's (> 1: snnjax is faster)" + about, ""]
         lines.append("| library | rule | step ms | forward ms | backward ms | ÷ snnjax "
-                     "| ÷ snnjax, other path | ÷ snnjax, same rule | peak RSS MiB "
+                     "| ÷ snnjax, other path | ÷ snnjax, same rule | GEMM GFLOP/s | peak RSS MiB "
                      "| XLA memory MiB | loss at init | threads |")
-        lines.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        lines.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for r in rows:
             same = r["vs_same_rule"] if r["lib"] in SAME_RULE else None
             lines.append(
                 f"| {r['lib']} | {r['rule']} | {_fmt(r['step_s'])} | {_fmt(r['fwd_s'])} | "
                 f"{_fmt(r['bwd_s'])} | {_fmt(r['vs_snnjax'], 1, 2)} | "
                 f"{_fmt(r.get('vs_other_path'), 1, 2)} | {_fmt(same, 1, 2)} | "
+                f"{_fmt(r.get('gemm_gflops'), 1, 0)} | "
                 f"{_fmt(r['peak_rss_bytes'], 2**-20)} | "
                 f"{_fmt(r['compiled_memory_bytes'], 2**-20)} | {r['loss']:.4g} | "
                 f"{r.get('threads') or '-'} |"

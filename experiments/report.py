@@ -177,10 +177,17 @@ def section(payload: dict, plot_paths: list[str], rel_to: str) -> str:
 
 def plot(payload: dict, directory: str) -> list[str]:
     """PNG figures of one results file in ``directory``; returns their paths."""
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError as e:
+        raise ImportError(
+            "the report's plots need matplotlib, which is not installed: "
+            "pip install 'snnjax[plot]'"
+        ) from e
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     exp = payload["experiment"]
     os.makedirs(directory, exist_ok=True)
@@ -226,6 +233,7 @@ def plot(payload: dict, directory: str) -> list[str]:
             ax.plot([h["epoch"] for h in hist], [100 * h["test_accuracy"] for h in hist],
                     marker="o", ms=3, label=label)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # 1, 2, 3: never 1.5
         ax.set_ylabel("test accuracy (%)")
         ax.set_title(name, fontsize=9)
         ax.legend(fontsize=7)

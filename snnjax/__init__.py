@@ -5,7 +5,9 @@ from snnjax import data as data
 from snnjax import diagnostics as diagnostics
 from snnjax import losses as losses
 from snnjax import models as models
+from snnjax import layers as layers
 from snnjax import neuron as neuron
+from snnjax import neurons as neurons
 from snnjax import rules as rules
 from snnjax import surrogate as surrogate
 from snnjax.neuron import LIFParams as LIFParams

@@ -92,7 +92,7 @@ def _rule(name: str, args):
 def _fits(rule, T: int) -> str | None:
     """None if ``rule`` can run with T steps, else why not."""
     try:
-        rule.check(T)
+        rule.plan(T)
     except ValueError as e:
         return str(e)
     return None
@@ -450,7 +450,20 @@ def _plan_line(r: dict) -> str:
     return text
 
 
+def require_matplotlib() -> None:
+    """Raise a one-line error naming the extra when matplotlib is not installed."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError as e:
+        from snnjax.checkpoint import MissingDependencyError
+
+        raise MissingDependencyError(
+            "plots need matplotlib, which is not installed: pip install 'snnjax[plot]'"
+        ) from e
+
+
 def _pyplot():
+    require_matplotlib()
     import matplotlib
 
     matplotlib.use("Agg")
@@ -459,27 +472,60 @@ def _pyplot():
     return plt
 
 
+def _t_axis(ax, Ts: Sequence[int]) -> None:
+    """T on x: log2 only over more than two octaves; a few T values are the ticks themselves."""
+    from matplotlib import ticker
+
+    Ts = sorted(set(Ts))
+    if Ts[-1] > 4 * Ts[0]:
+        ax.set_xscale("log", base=2)
+    if len(Ts) <= 8:
+        ax.set_xticks(Ts, [str(t) for t in Ts])
+        ax.xaxis.set_minor_locator(ticker.NullLocator())
+    else:
+        ax.xaxis.set_major_locator(
+            ticker.LogLocator(base=2) if Ts[-1] > 4 * Ts[0] else ticker.MaxNLocator(integer=True)
+        )
+        ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.set_xlabel("T (time steps)")
+
+
+def _value_axis(ax, values: Sequence[float]) -> None:
+    """Log y only when the values span more than a decade; else linear from zero."""
+    import math
+
+    finite = [v for v in values if math.isfinite(v) and v > 0]
+    if finite and max(finite) > 10 * min(finite):
+        ax.set_yscale("log")
+    else:
+        ax.set_ylim(bottom=0)
+
+
 def plot_cost(rows: Sequence[dict], path: str, title: str = "") -> None:
-    """Memory and step time against T, one line per rule (log-log axes)."""
+    """Memory and step time against T, one line per rule (log axes only over wide ranges)."""
     plt = _pyplot()
     names = list(dict.fromkeys(r.get("name", r["rule"]) for r in rows))
     timed = any(r.get("step_time_s") is not None for r in rows)
     fig, axes = plt.subplots(1, 2 if timed else 1, figsize=(11 if timed else 5.5, 4))
     axes = list(axes) if timed else [axes]
+    memory, times = [], []
     for name in names:
         sel = sorted((r for r in rows if r.get("name", r["rule"]) == name), key=lambda r: r["T"])
         Ts = [r["T"] for r in sel]
-        axes[0].plot(Ts, [r["memory_bytes"] / 2**20 for r in sel], marker="o", label=name)
+        mib = [r["memory_bytes"] / 2**20 for r in sel]
+        axes[0].plot(Ts, mib, marker="o", label=name)
+        memory += mib
         if timed:
-            axes[1].plot(Ts, [1e3 * (r["step_time_s"] or float("nan")) for r in sel],
-                         marker="o", label=name)
+            ms = [1e3 * (r["step_time_s"] or float("nan")) for r in sel]
+            axes[1].plot(Ts, ms, marker="o", label=name)
+            times += ms
     axes[0].set_ylabel("compiled step memory (MiB)")
+    _value_axis(axes[0], memory)
     if timed:
         axes[1].set_ylabel("step time (ms, median)")
+        _value_axis(axes[1], times)
     for ax in axes:
-        ax.set_xscale("log", base=2)
-        ax.set_yscale("log")
-        ax.set_xlabel("T (time steps)")
+        _t_axis(ax, [r["T"] for r in rows])
         ax.grid(True, which="both", alpha=0.3)
     axes[0].legend(fontsize=8)
     if title:
@@ -590,10 +636,10 @@ def _backend() -> str:
 
 def _add_model_args(p: argparse.ArgumentParser, *, batch_size: int = 32) -> None:
     p.add_argument("--model", default="mlp", help="mlp, cnn, vgg11_sws, ...")
-    p.add_argument("--num-classes", type=int, default=10)
+    p.add_argument("--num-classes", type=int, default=10, help="classes of the readout")
     p.add_argument("--input-shape", type=_ints, default=None,
                    help="one sample's shape, e.g. 32,32,3 (default: 32,32,3 for conv nets, 64)")
-    p.add_argument("--batch-size", type=int, default=batch_size)
+    p.add_argument("--batch-size", type=int, default=batch_size, help="samples per batch")
     p.add_argument("--width", type=float, default=1.0, help="VGG channel multiplier")
     p.add_argument("--hidden", type=_ints, default=(128,), help="MLP widths, e.g. 128,64")
     p.add_argument("--window", type=int, default=2, help="TBPTT window k")
@@ -610,7 +656,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
     c = bsub.add_parser("cost", help="memory, MACs, memory access and time: rule × T")
     _add_model_args(c)
-    c.add_argument("--rules", default="bptt,tbptt,sltt,sltt-k,ottt-a")
+    c.add_argument("--rules", default="bptt,tbptt,sltt,sltt-k,ottt-a",
+                   help="rules to measure, separated by commas")
     c.add_argument("--T", type=_ints, default=(4, 8, 16, 32, 64), help="e.g. 4,8,16")
     c.add_argument("--steps", type=int, default=3, help="timed steps per row (0: no timing)")
     c.add_argument("--json", help="write the rows here")
@@ -619,9 +666,11 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
     g = bsub.add_parser("grid", help="Guo et al.'s design space: window × block size")
     _add_model_args(g)
-    g.add_argument("--T", type=int, default=8)
-    g.add_argument("--windows", type=_ints, default=(1, 2, 4, 8))
-    g.add_argument("--block-sizes", type=_ints, default=(1, 2, 4))
+    g.add_argument("--T", type=int, default=8, help="time steps")
+    g.add_argument("--windows", type=_ints, default=(1, 2, 4, 8),
+                   help="TBPTT windows k of the grid's rows, e.g. 1,2,4")
+    g.add_argument("--block-sizes", type=_ints, default=(1, 2, 4),
+                   help="Local block sizes (units) of the grid's columns, e.g. 1,2")
     g.add_argument("--steps", type=int, default=0, help="timed steps per cell (0: no timing)")
     g.add_argument("--json", help="write the rows here")
     g.add_argument("--heatmap", help="write the heat maps here (PNG)")
@@ -630,7 +679,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     q = bsub.add_parser("plan", help="largest T (and batch) that fits a memory budget")
     _add_model_args(q)
     q.add_argument("--budget", required=True, help="e.g. 16GB, 40GiB, 512MB")
-    q.add_argument("--rules", default="bptt,tbptt,sltt,sltt-k,ottt-a")
+    q.add_argument("--rules", default="bptt,tbptt,sltt,sltt-k,ottt-a",
+                   help="rules to plan for, separated by commas")
     q.add_argument("--T", dest="T_plan", type=int, default=None,
                    help="also find the largest batch at this T")
     q.add_argument("--max-T", type=int, default=4096, help="search T up to this")

@@ -9,8 +9,11 @@ Atomicity: orbax writes a checkpoint into ``<step>.orbax-checkpoint-tmp*`` and, 
 file is written, adds ``commit_success.txt`` and renames the directory to ``<step>`` (on
 cloud stores without atomic rename the commit file alone marks completion). A write killed
 midway therefore leaves only a tmp directory, which :func:`complete_steps` never lists; it
-also skips any ``<step>`` directory without the commit file, and :meth:`Checkpointer.restore`
-falls back to the next older checkpoint if reading the newest fails.
+also skips any ``<step>`` directory without the commit file. A committed checkpoint can still
+be damaged later (a truncated file, a lost object): :meth:`Checkpointer.restore` and
+:meth:`Checkpointer.read_meta` then warn (one line, naming the step and the error) and fall
+back to the next older checkpoint; once a restore succeeds, the unreadable newer ones are
+renamed ``<step>.unreadable`` so that the resumed run can write those steps again.
 
 orbax-checkpoint is an optional extra (``pip install 'snnjax[checkpoint]'``), imported only
 when a :class:`Checkpointer` is made.
@@ -21,7 +24,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 import jax
 import numpy as np
@@ -39,7 +42,9 @@ __all__ = [
 PyTree = Any
 COMMIT_FILE = "commit_success.txt"  # orbax's commit marker (atomicity_types.COMMIT_SUCCESS_FILE)
 _STEP_DIR = re.compile(r"^\d+$")
+UNREADABLE_SUFFIX = ".unreadable"  # where a damaged checkpoint is set aside
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 
 class MissingDependencyError(ImportError, ValueError):
@@ -112,6 +117,15 @@ def read_checkpoint(directory: str | os.PathLike, step: int | None = None) -> tu
     return jax.tree.map(np.asarray, dict(out.state)), dict(out.meta)
 
 
+def _one_line(e: BaseException) -> str:
+    """``Type: message`` of the innermost cause of ``e``, on one line and at most 300 chars."""
+    while e.__cause__ is not None:
+        e = e.__cause__
+    text = " ".join(str(e).split())
+    text = f"{type(e).__name__}: {text}" if text else type(e).__name__
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
 def _to_tree(ts: TrainState) -> dict:
     # Typed PRNG keys are stored as their raw uint32 data.
     return {
@@ -173,6 +187,7 @@ class Checkpointer:
                 max_to_keep=keep, create=True, enable_async_checkpointing=asynchronous,
             ),
         )
+        self._unreadable: dict[int, str] = {}  # step -> why it failed to read
 
     def steps(self) -> list[int]:
         """Steps of the complete checkpoints, ascending."""
@@ -194,55 +209,101 @@ class Checkpointer:
                 f"refusing to checkpoint step {step}: the train state holds NaN or Inf"
             )
         ocp = self._ocp
-        self._manager.save(
+        saved = self._manager.save(
             int(step),
             args=ocp.args.Composite(
                 state=ocp.args.StandardSave(_to_tree(ts)), meta=ocp.args.JsonSave(meta)
             ),
         )
+        if not saved:  # orbax skips (silently) a step at or below its newest
+            raise ValueError(
+                f"checkpoint step {step} was not written: {self.directory} already holds step "
+                f"{self._manager.latest_step()}"
+            )
 
-    def read_meta(self, step: int) -> dict:
-        """The ``meta`` dict of checkpoint ``step``."""
+    def read_meta(self, step: int | None = None) -> dict:
+        """The ``meta`` dict of checkpoint ``step``.
+
+        ``step`` None: the newest complete checkpoint whose ``meta`` reads; an unreadable one
+        is skipped with a warning (and remembered, so :meth:`restore` skips it too).
+        """
         ocp = self._ocp
-        out = self._manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
+        args = ocp.args.Composite(meta=ocp.args.JsonRestore())
+        _, out = self._newest_readable(step, lambda s: self._manager.restore(s, args=args))
         return dict(out.meta)
 
     def restore(self, like: TrainState, step: int | None = None) -> tuple[TrainState, dict]:
-        """``(TrainState, meta)`` of checkpoint ``step`` (None: the newest complete one).
+        """``(TrainState, meta)`` of checkpoint ``step`` (None: the newest readable one).
 
         ``like`` is a train state of the same run (e.g. fresh from ``Trainer.init``): it
         gives the pytree structure and where the arrays go (its shardings, so a
-        data-parallel run restores replicated arrays). With ``step=None`` a checkpoint that
-        fails to read is skipped (with a warning) for the next older one.
+        data-parallel run restores replicated arrays).
+
+        With ``step=None`` a checkpoint that fails to read (a truncated or missing file) is
+        skipped with a one-line warning for the next older one; once one reads, the skipped
+        newer ones are renamed ``<step>.unreadable``, so the run that resumes can save those
+        steps again (orbax refuses to write a step at or below its newest). An explicit
+        ``step`` that fails to read raises.
+
+        Raises:
+          FileNotFoundError: no complete checkpoint, or none that reads (the message gives
+            each one's error).
         """
-        steps = self.steps() if step is None else [int(step)]
-        if not steps:
-            raise FileNotFoundError(f"no complete checkpoint in {self.directory}")
         target = jax.tree.map(
             lambda a: jax.ShapeDtypeStruct(np.shape(a), a.dtype, sharding=a.sharding),
             _to_tree(like),
         )
         ocp = self._ocp
-        errors = []
+        args = ocp.args.Composite(
+            state=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore()
+        )
+        s, out = self._newest_readable(step, lambda s: self._manager.restore(s, args=args))
+        restored = _from_tree(out.state, like), dict(out.meta)
+        self._set_aside(newer_than=s)
+        return restored
+
+    def _newest_readable(self, step: int | None, read: Callable[[int], _T]) -> tuple[int, _T]:
+        """``(step, read(step))``; with ``step`` None, of the newest step that reads."""
+        if step is not None:
+            return int(step), read(int(step))
+        steps = [s for s in self.steps() if s not in self._unreadable]
+        if not steps and not self._unreadable:
+            raise FileNotFoundError(f"no complete checkpoint in {self.directory}")
         for s in reversed(steps):
             try:
-                out = self._manager.restore(
-                    s,
-                    args=ocp.args.Composite(
-                        state=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore()
-                    ),
-                )
-            except (OSError, ValueError, KeyError) as e:  # a damaged checkpoint: try older
-                if step is not None:
-                    raise
-                log.warning("checkpoint %d in %s is unreadable (%s); trying an older one",
-                            s, self.directory, e)
-                errors.append(f"{s}: {e}")
-                continue
-            return _from_tree(out.state, like), dict(out.meta)
+                return s, read(s)
+            except Exception as e:  # orbax and tensorstore raise all kinds, plain Exception too
+                self._unreadable[s] = _one_line(e)
+                log.warning("checkpoint %d in %s is unreadable (%s): trying an older one",
+                            s, self.directory, self._unreadable[s])
         raise FileNotFoundError(
-            f"no readable checkpoint in {self.directory}: " + "; ".join(errors)
+            f"no readable checkpoint in {self.directory}: "
+            + "; ".join(f"step {s}: {why}" for s, why in sorted(self._unreadable.items()))
         )
+
+    def _set_aside(self, newer_than: int) -> None:
+        """Rename the unreadable checkpoints after step ``newer_than`` to ``<step>.unreadable``."""
+        bad = sorted(s for s in self._unreadable if s > newer_than)
+        if not bad:
+            return
+        from etils import epath
+
+        root = epath.Path(self.directory)
+        if jax.process_index() == 0:
+            for s in bad:
+                target = root / f"{s}{UNREADABLE_SUFFIX}"
+                n = 1
+                while target.exists():  # an earlier one set aside under the same step
+                    target, n = root / f"{s}{UNREADABLE_SUFFIX}.{n}", n + 1
+                (root / str(s)).rename(target)
+                log.warning("moved unreadable checkpoint %d to %s", s, target)
+        if jax.process_count() > 1:
+            from jax.experimental import multihost_utils
+
+            multihost_utils.sync_global_devices("snnjax.checkpoint.set_aside")
+        for s in bad:
+            del self._unreadable[s]
+        self._manager.reload()  # orbax caches the step list
 
     def wait(self) -> None:
         """Block until every pending write is committed."""

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 import statistics
 import time
 from typing import Any, Callable, Mapping, Sequence
@@ -33,7 +32,9 @@ from jax.interpreters import ad
 
 from snnjax import layers as layers_lib
 from snnjax.losses import Loss, per_step
-from snnjax.rules.base import Forward, Rule
+from snnjax.neurons import Route, SpikingNeuron
+from snnjax.rules.base import Rule
+from snnjax.rules.engine import Stage
 from snnjax.train import Trainer
 
 __all__ = [
@@ -57,6 +58,7 @@ __all__ = [
 ]
 
 PyTree = Any
+_KEEP = Route("keep")
 
 
 def compiled_memory(lowered_or_compiled: Any) -> dict[str, int]:
@@ -99,7 +101,7 @@ class Layer:
     Attributes:
       path: the flax module path, e.g. ``"units_0/Dense_0"``.
       kind: ``"dense"``, ``"conv"`` (synapses), ``"neuron"``, ``"norm"`` or ``"pool"``.
-      in_shape: input of one step, ``[B, ...]``.
+      in_shape: input of one step, ``[B, ...]`` (the chunk's time axis left out).
       out_shape: output of one step, ``[B, ...]``.
       kernel_shape: the synapse's kernel (``[D, F]`` or ``[kh, kw, C, F]``), else None.
       macs: forward multiply-accumulates of one step for the whole batch (synapses only).
@@ -154,7 +156,8 @@ def conv_macs(
 _KINDS: tuple[tuple[type, str], ...] = (
     (layers_lib.Dense, "dense"),
     (layers_lib.Conv, "conv"),
-    (layers_lib.LIF, "neuron"),
+    (SpikingNeuron, "neuron"),
+    (layers_lib.BatchNorm, "norm"),
     (nn.BatchNorm, "norm"),
     (layers_lib.AvgPool, "pool"),
     (layers_lib.MaxPool, "pool"),
@@ -176,12 +179,14 @@ def _lookup(tree: Mapping, path: tuple[str, ...]) -> Mapping | None:
     return tree
 
 
-def _record_calls(model, variables, x_t, blocks, params):
-    """Trace one step under ``jax.jvp`` in ``params``; record every leaf op's call.
+def _record_calls(stage: Stage, variables, x1, params):
+    """Trace one step (a chunk ``[1, B, ...]``) of ``stage`` under ``jax.jvp`` in ``params``;
+    record every leaf op's call, shapes without the chunk axis.
 
     An op's input depends differentiably on the parameters exactly when it is a ``JVPTracer``
-    of this jvp: the raw input is not, and ``stop_gradient`` (Local's block cuts) returns a
-    plain value, so this tells which ops need an input gradient without a per-model table.
+    of this jvp: the raw input (or a Local block's input) is not, and ``stop_gradient``
+    returns a plain value, so this tells which ops need an input gradient without a
+    per-model table.
     """
     calls = []
 
@@ -194,8 +199,8 @@ def _record_calls(model, variables, x_t, blocks, params):
                 dict(
                     path=tuple(context.module.path),
                     kind=kind,
-                    in_shape=tuple(x.shape),
-                    out_shape=tuple(out.shape),
+                    in_shape=tuple(x.shape[1:]),
+                    out_shape=tuple(out.shape[1:]),
                     dtype=jnp.dtype(x.dtype),
                     depends=isinstance(x, ad.JVPTracer),
                     traced=bool(getattr(context.module, "traced", False)),
@@ -205,16 +210,34 @@ def _record_calls(model, variables, x_t, blocks, params):
 
     def step(p, v, x):
         with nn.intercept_methods(interceptor):
-            out, _ = model.apply(
-                {**v, "params": p}, x, train=False, blocks=blocks, mutable=["neuron"]
-            )
-        return out
+            (feat, _), _ = stage.apply({**v, "params": p}, x, train=False, key=None,
+                                       mutable=["neuron"], r=_KEEP)
+        return feat
 
     # The input is an argument of the trace but not of the jvp: it carries no tangent.
-    jax.eval_shape(
-        lambda p, v, x: jax.jvp(lambda q: step(q, v, x), (p,), (p,)), params, variables, x_t
+    feat = jax.eval_shape(
+        lambda p, v, x: jax.jvp(lambda q: step(q, v, x), (p,), (p,))[0], params, variables, x1
     )
-    return calls
+    return calls, feat
+
+
+def _global_path(stage: Stage, path: tuple[str, ...]) -> tuple[str, ...]:
+    if stage.names is None or not path:
+        return path
+    return (stage.names[path[0]], *path[1:])
+
+
+def _stage_calls(stages, params, state, x1):
+    """Every stage's recorded calls in order (paths in the whole model's names)."""
+    out, x = [], x1
+    for stage in stages:
+        sp = stage.take(params)
+        st = {c: stage.take(state[c]) for c in state}
+        calls, x = _record_calls(stage, st, x, sp)
+        for c in calls:
+            c["path"] = _global_path(stage, c["path"])
+        out += calls
+    return out
 
 
 def trace_layers(model: nn.Module, rule: Rule, x_t: Any) -> tuple[Layer, ...]:
@@ -223,32 +246,22 @@ def trace_layers(model: nn.Module, rule: Rule, x_t: Any) -> tuple[Layer, ...]:
     Traced abstractly (``jax.eval_shape``): nothing is computed or allocated.
 
     Args:
-      model: a per-step model (e.g. :class:`snnjax.models.SpikingSequential`).
+      model: a model over chunks of time (e.g. :class:`snnjax.models.SpikingSequential`).
       rule: the training rule (its Local blocks and OTTT traces matter).
       x_t: one time step of input, ``[B, ...]`` (an array or ``jax.ShapeDtypeStruct``).
 
     Returns:
       The :class:`Layer` s in call order.
     """
+    x1 = jax.ShapeDtypeStruct((1, *x_t.shape), x_t.dtype)
     x_t = jax.ShapeDtypeStruct(tuple(x_t.shape), x_t.dtype)
-    fwd = rule.forward(model, train=False)
-    variables = jax.eval_shape(
-        lambda x: model.init(jax.random.key(0), x, train=False, blocks=fwd.blocks), x_t
-    )
-    params = variables["params"]
-    rest = {k: v for k, v in variables.items() if k not in ("params", "neuron", "trace")}
-    calls = _record_calls(model, rest, x_t, fwd.blocks, params)
+    params, state = jax.eval_shape(lambda x: rule.init(model, jax.random.key(0), x), x_t)
+    calls = _stage_calls(rule.stages(model), params, state, x1)
     # Which synapses read the raw input: decided on the uncut network, where every other
     # op's input depends on some parameter.
-    if fwd.blocks is None:
-        raw = {c["path"] for c in calls if not c["depends"]}
-    else:
-        plain_vars = jax.eval_shape(lambda x: model.init(jax.random.key(0), x, train=False), x_t)
-        plain = _record_calls(
-            model, {k: v for k, v in plain_vars.items() if k not in ("params", "neuron", "trace")},
-            x_t, None, plain_vars["params"],
-        )
-        raw = {c["path"] for c in plain if not c["depends"]}
+    plain = _stage_calls((Stage(model),), params, state, x1)
+    raw = {c["path"] for c in plain if not c["depends"]}
+    traces = rule.temporal.traces
     out = []
     for c in calls:
         kernel_shape, macs, n_params = None, 0, 0
@@ -275,7 +288,7 @@ def trace_layers(model: nn.Module, rule: Rule, x_t: Any) -> tuple[Layer, ...]:
                 macs=macs,
                 input_grad=c["depends"],
                 spiking_input=c["path"] not in raw,
-                traced=rule.traced and c["traced"] and c["kind"] in ("dense", "conv"),
+                traced=traces and c["traced"] and c["kind"] in ("dense", "conv"),
                 param_elems=n_params,
                 itemsize=c["dtype"].itemsize,
             )
@@ -305,30 +318,15 @@ class Schedule:
 
 
 def schedule(rule: Rule, T: int) -> Schedule:
-    """Read a rule's schedule from its value (its name as the factories write it).
+    """Read a rule's schedule from its plan (:meth:`snnjax.rules.Rule.plan`).
 
-    ``bptt`` (and :func:`snnjax.fast.bptt_layerwise`), ``tbptt(k=…)``, ``sltt``,
-    ``sltt_k(K=…)``, ``ottt_a``, ``ottt_o`` and ``local(…)`` around any of them.
-
-    Raises:
-      ValueError: for a rule whose name none of the factories writes.
+    Steps whose backward carries δv back in time: none when the route is cut; otherwise
+    every step but the first of each window (a chunk of a kept route is a window).
     """
-    name = rule.name
-    inner = name[len("local(") : -1] if name.startswith("local(") else name
-    online = rule.online_fn is not None
-    if inner in ("bptt", "bptt(layerwise)"):
-        return Schedule(T, T, T - 1, 1)
-    m = re.fullmatch(r"tbptt\(k=(\d+)\)(,online)?", inner)
-    if m:
-        k = int(m.group(1))
-        windows = -(-T // k)
-        return Schedule(T, T, T - windows, windows if online else 1)
-    m = re.fullmatch(r"sltt_k\(K=(\d+)\)", inner)
-    if m:
-        return Schedule(T, min(int(m.group(1)), T), 0, 1)
-    if inner in ("sltt", "ottt_a", "ottt_o"):
-        return Schedule(T, T, 0, T if online else 1)
-    raise ValueError(f"cost: cannot read the schedule of rule {name!r}")
+    plan = rule.plan(T)
+    temporal = 0 if plan.cut else T - (-(-T // plan.chunk))
+    backward = T if plan.K is None else min(plan.K, T)
+    return Schedule(T, backward, temporal, rule.updates_per_batch(T))
 
 
 # ---------------------------------------------------------------------------- MACs
@@ -475,27 +473,25 @@ def firing_rates(model: nn.Module, rule: Rule, params: PyTree, state: PyTree, xs
     Returns:
       ``{synapse path: rate in [0, 1]}``.
     """
-    fwd = Forward(model, train=False, blocks=rule.forward(model).blocks)
+    stages = rule.stages(model)
 
     def run(params, state, xs):
-        carry = fwd.init_carry(params, state, xs[0])
-
-        def body(c, x_t):
-            rec = {}
-
-            def interceptor(next_fun, args, kwargs, context):
+        rec, x = {}, xs
+        for stage in stages:
+            def interceptor(next_fun, args, kwargs, context, stage=stage):
                 if context.method_name == "__call__" and _kind(context.module) in ("dense", "conv"):
-                    rec["/".join(context.module.path)] = jnp.mean(args[0] != 0)
+                    path = _global_path(stage, tuple(context.module.path))
+                    rec["/".join(path)] = jnp.mean(args[0] != 0)
                 return next_fun(*args, **kwargs)
 
+            st = {c: stage.take(state[c]) for c in state}
             with nn.intercept_methods(interceptor):
-                _, c = fwd.step(params, c, x_t, None)
-            return c, rec
-
-        return jax.lax.scan(body, carry, xs)[1]
+                (x, _), _ = stage.apply({**st, "params": stage.take(params)}, x, train=False,
+                                        key=None, mutable=["neuron"], r=_KEEP)
+        return rec
 
     rec = jax.jit(run)(params, state, xs)
-    return {k: float(jnp.mean(v)) for k, v in rec.items()}
+    return {k: float(v) for k, v in rec.items()}
 
 
 # ---------------------------------------------------------------------------- compiled memory
@@ -609,7 +605,7 @@ def measure(
     input (``rate_batch`` samples), and ``time_steps > 0`` times that many real steps.
 
     Args:
-      model: a per-step model, e.g. ``snnjax.models.vgg11_sws(10)``.
+      model: a model over chunks of time, e.g. ``snnjax.models.vgg11_sws(10)``.
       rule: a :class:`snnjax.rules.Rule`.
       T: time steps; batch_size: samples per batch; input_shape: one sample's shape.
       loss: default :func:`snnjax.losses.per_step`; optimizer: default

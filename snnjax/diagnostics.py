@@ -11,7 +11,7 @@ import numpy as np
 from snnjax import rules as rules_lib
 from snnjax.losses import Loss, per_step
 
-__all__ = ["compare_gradients", "compare_gradients_cli"]
+__all__ = ["compare_gradients", "compare_gradients_cli", "format_rows"]
 
 
 def _flat(tree) -> dict[str, jax.Array]:
@@ -75,22 +75,42 @@ def compare_gradients_cli(
     *, model: str, T: int, batch_size: int, dataset: str, rules: Sequence[str],
     window: int, block_size: int, K: int, seed: int,
 ) -> list[dict]:
-    """``snnjax compare-grads``: one batch of ``dataset`` through freshly initialised ``model``."""
+    """``snnjax compare-grads``: one batch of ``dataset`` through freshly initialised ``model``.
+
+    Raises ValueError, before anything compiles, for a rule setting this T cannot run (a
+    window or K larger than T).
+    """
     from snnjax import data, models
 
     ds = data.load(dataset, "train")
     xs, ys = next(data.Loader(ds, batch_size, T=T, seed=seed, prefetch=0).epoch(0))
     net = models.get(model, ds.num_classes)
     built = [
-        rules_lib.by_name(r, window=min(window, T), block_size=block_size, K=min(K, T))
-        for r in rules
+        rules_lib.by_name(r, window=window, block_size=block_size, K=K) for r in rules
     ]
+    loss = per_step()
+    for rule in built:
+        rule.validate(T, loss)
     # Initialise with every rule's parameters (Local adds auxiliary heads).
     params, state = {}, {}
     for rule in [rules_lib.bptt(), *built]:
         p, s = rule.init(net, jax.random.key(seed), jnp.asarray(xs[0]))
         params, state = {**p, **params}, {**s, **state}
     return compare_gradients(
-        net, built, params, state, jnp.asarray(xs), jnp.asarray(ys),
+        net, built, params, state, jnp.asarray(xs), jnp.asarray(ys), loss=loss,
         key=jax.random.key(seed + 1),
     )
+
+
+def format_rows(rows: Sequence[dict]) -> str:
+    """The rows of :func:`compare_gradients` as a table with aligned columns."""
+    head = ("rule", "parameter", "cosine", "norm ratio")
+    cells = [(r["rule"], r["param"], f"{r['cosine']:+.4f}", f"{r['norm_ratio']:.4f}")
+             for r in rows]
+    widths = [max(len(c[i]) for c in [head, *cells]) for i in range(len(head))]
+
+    def line(c):  # text columns left-aligned, numbers right-aligned
+        return "  ".join([c[0].ljust(widths[0]), c[1].ljust(widths[1]),
+                          c[2].rjust(widths[2]), c[3].rjust(widths[3])]).rstrip()
+
+    return "\n".join([line(head), line(["-" * w for w in widths]), *map(line, cells)])

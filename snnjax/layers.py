@@ -1,10 +1,11 @@
-"""Flax per-time-step modules: LIF layer, synapses (dense, conv, scaled-WS), pooling, readout.
+"""Stateless layers over a chunk of time: synapses (dense, conv, scaled-WS), per-step
+BatchNorm, dropout with a mask fixed over time, pooling and the readout.
 
-Every module maps one time step ``x_t [B, ...]`` to ``y_t``; neuron state lives in the
-``"neuron"`` collection, BatchNorm statistics in ``"batch_stats"``. Running over time is the
-rule's job (ARCHITECTURE principle 2).
+Every layer maps ``[C, B, ...]`` to ``[C, B, ...]`` (time-major chunks, ARCHITECTURE
+principle 2), folding time into the batch: one op for all ``C·B`` samples. Neurons
+(:mod:`snnjax.neurons`) scan their own recursion; nothing here depends on the step.
 
-OTTT's presynaptic trace is a collection too: when a rule applies the model with ``"trace"``
+OTTT's presynaptic trace is a collection: when a rule applies the model with ``"trace"``
 mutable, every synapse built with ``traced=True`` keeps ``â[t] = λ·â[t-1] + x[t]`` of its own
 input and uses it for its weight gradient (:func:`traced_op`). Keeping the trace of the
 synapse's input (after dropout, average pooling or scaling) equals passing the neuron's trace
@@ -23,18 +24,21 @@ import jax
 import jax.numpy as jnp
 
 from snnjax.convolution import conv2d
-from snnjax.neuron import LIFParams, lif_step, lif_step_pre_reset
 
 __all__ = [
-    "LIF",
     "Dense",
     "Conv",
     "AvgPool",
     "MaxPool",
+    "BatchNorm",
+    "Dropout",
     "Readout",
     "standardize_weight",
     "standardize_params",
     "traced_op",
+    "fold",
+    "unfold",
+    "presynaptic_trace",
     "trace_replace",
     "TRACE_ERROR",
 ]
@@ -45,49 +49,6 @@ TRACE_ERROR = (
     "max-pooled spike train is not the max-pooled trace (SPEC §3). Use average pooling "
     "(pool='avg') or a rule without traces."
 )
-
-
-class LIF(nn.Module):
-    """LIF neuron layer: input current ``[B, ...] -> spikes [B, ...]``, state in ``"neuron"``.
-
-    The state is the post-reset potential ``"v"`` (:func:`~snnjax.neuron.lif_step`), or the
-    pre-reset ``"u"`` (:func:`~snnjax.neuron.lif_step_pre_reset`) when the collection handed
-    in holds ``"u"``: the per-step rules do that to save memory (``Forward.pre_reset``).
-    Same spikes and gradients either way. Handed ``"u_replay"`` (this step's ``u``), it
-    replays the step for SLTT's gradient without recomputing the state.
-    """
-
-    neuron: LIFParams = LIFParams()
-
-    @nn.compact
-    def __call__(self, current: jax.Array) -> jax.Array:
-        if self.has_variable("neuron", "u_replay"):
-            # Replaying a step whose potential u[t] is known (SLTT-K's backward, see
-            # rules.base.windowed_grad): the value is u[t], the gradient reaches the current
-            # as in the step itself under SLTT (∂u/∂I = 1, the previous state a constant),
-            # and the current's value is not kept for the backward.
-            u = self.get_variable("neuron", "u_replay")
-            return self.neuron.surrogate(_pinned(u, current) - self.neuron.v_th)
-        if self.has_variable("neuron", "u"):
-            name, step = "u", lif_step_pre_reset
-        else:
-            name, step = "v", lif_step
-        state = self.variable("neuron", name, jnp.zeros_like, current)
-        spikes, new = step(self.neuron, state.value, current)
-        if not self.is_initializing():
-            state.value = new
-        return spikes
-
-
-@jax.custom_jvp
-def _pinned(value: jax.Array, source: jax.Array) -> jax.Array:
-    """``value``, with the tangent of ``source`` (whose value is never used)."""
-    return value
-
-
-@_pinned.defjvp
-def _pinned_jvp(primals, tangents):
-    return primals[0], tangents[1]
 
 
 # ---------------------------------------------------------------------------- OTTT's trace
@@ -129,12 +90,48 @@ def trace_replace(op: Callable, x: jax.Array, trace: jax.Array, kernel: jax.Arra
     return _replace(op(_replace(x, sg(trace)), kernel), sg(op(x, kernel)))
 
 
-def _synapse(module: nn.Module, op: Callable, x: jax.Array, kernel: jax.Array) -> jax.Array:
-    if module.traced and module.is_mutable_collection("trace") and not module.is_initializing():
-        trace = module.variable("trace", "a", jnp.zeros_like, x)
-        trace.value = module.trace_decay * trace.value + jax.lax.stop_gradient(x)
-        return traced_op(op, x, trace.value, kernel)
-    return op(x, kernel)
+def fold(x: jax.Array) -> jax.Array:
+    """``[C, B, ...] -> [C·B, ...]``: time folded into the batch."""
+    return x.reshape(x.shape[0] * x.shape[1], *x.shape[2:])
+
+
+def unfold(y: jax.Array, chunk: int) -> jax.Array:
+    """``[C·B, ...] -> [C, B, ...]``, the inverse of :func:`fold`."""
+    return y.reshape(chunk, y.shape[0] // chunk, *y.shape[1:])
+
+
+def presynaptic_trace(decay: float, trace: jax.Array, xs: jax.Array) -> jax.Array:
+    """OTTT's traces ``â[t] = λ·â[t-1] + x[t]`` over a chunk ``xs [C, B, ...]`` from ``trace``
+    (``â`` before the chunk), as constants: ``[C, B, ...]``."""
+    def body(a, x_t):
+        a = decay * a + x_t
+        return a, a
+
+    _, traces = jax.lax.scan(body, trace, jax.lax.stop_gradient(xs))
+    return jax.lax.stop_gradient(traces)
+
+
+def _synapse(module: nn.Module, op: Callable, xs: jax.Array, kernel: jax.Array,
+             fold_time: bool) -> jax.Array:
+    """``op`` on every step of the chunk ``xs [C, B, ...]`` at once, traced under OTTT.
+
+    ``fold_time``: ``op`` needs time folded into the batch (conv); a dense op takes any
+    leading axes as they are.
+    """
+    traced = (module.traced and module.is_mutable_collection("trace")
+              and not module.is_initializing())
+    if traced:
+        if xs.ndim < 3:
+            raise ValueError(f"a traced synapse expects a chunk [C, B, ...], got {xs.shape}")
+        var = module.variable("trace", "a", jnp.zeros_like, xs[0])
+        traces = presynaptic_trace(module.trace_decay, var.value, xs)
+        var.value = traces[-1]
+    if not fold_time:
+        return traced_op(op, xs, traces, kernel) if traced else op(xs, kernel)
+    chunk = xs.shape[0]
+    if traced:
+        return unfold(traced_op(op, fold(xs), fold(traces), kernel), chunk)
+    return unfold(op(fold(xs), kernel), chunk)
 
 
 # ---------------------------------------------------------------------------- synapses
@@ -194,7 +191,8 @@ def _dense_op(x, kernel):
 
 
 class Dense(nn.Module):
-    """Dense synapse ``[B, D] -> [B, features]``, optionally scaled-WS, optionally traced."""
+    """Dense synapse ``[..., D] -> [..., features]`` (a chunk ``[C, B, D]`` in a model),
+    optionally scaled-WS and traced."""
 
     features: int
     use_bias: bool = True
@@ -207,7 +205,7 @@ class Dense(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         kernel = _kernel(self, (x.shape[-1], self.features))
-        y = _synapse(self, _dense_op, x, kernel)
+        y = _synapse(self, _dense_op, x, kernel, fold_time=False)
         if self.use_bias:
             y = y + self.param("bias", self.bias_init, (self.features,))
         return y
@@ -219,7 +217,7 @@ def _conv_op(x, kernel, *, strides, padding):
 
 
 class Conv(nn.Module):
-    """2-D conv synapse ``[B, H, W, C] -> [B, H', W', features]`` (NHWC, HWIO kernel)."""
+    """2-D conv synapse ``[C, B, H, W, Ci] -> [C, B, H', W', features]`` (HWIO kernel)."""
 
     features: int
     kernel_size: int = 3
@@ -234,47 +232,119 @@ class Conv(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        if x.ndim != 4:
-            raise ValueError(f"Conv expects [B, H, W, C] per step, got shape {x.shape}")
+        if x.ndim != 5:
+            raise ValueError(f"Conv expects a chunk [C, B, H, W, Ci], got shape {x.shape}")
         k = self.kernel_size
         kernel = _kernel(self, (k, k, x.shape[-1], self.features))
         pad = self.padding
         if isinstance(pad, int):
             pad = ((pad, pad), (pad, pad))
         op = functools.partial(_conv_op, strides=(self.strides, self.strides), padding=pad)
-        y = _synapse(self, op, x, kernel)
+        y = _synapse(self, op, x, kernel, fold_time=True)
         if self.use_bias:
             y = y + self.param("bias", self.bias_init, (self.features,))
         return y
 
 
+# ---------------------------------------------------------------------------- per-step ops
+
+
+class BatchNorm(nn.Module):
+    """BatchNorm per time step (SPEC §5) on a chunk ``[C, B, ..., F] -> [C, B, ..., F]``.
+
+    In training, each step is normalised by the statistics of its own batch (over B and the
+    spatial axes) and the running statistics are updated once per step, in order, exactly
+    as applying flax's ``BatchNorm`` to every step in turn (PyTorch momentum 0.1 == 0.9
+    here). In evaluation the running statistics are used.
+    """
+
+    momentum: float = 0.9
+    epsilon: float = 1e-5
+    train: bool = False
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        features = x.shape[-1]
+        scale = self.param("scale", nn.initializers.ones, (features,))
+        bias = self.param("bias", nn.initializers.zeros, (features,))
+        ra_mean = self.variable("batch_stats", "mean", jnp.zeros, (features,), jnp.float32)
+        ra_var = self.variable("batch_stats", "var", jnp.ones, (features,), jnp.float32)
+        shape = (x.shape[0],) + (1,) * (x.ndim - 2) + (features,)
+        if self.train:
+            axes = tuple(range(1, x.ndim - 1))
+            mean = x.mean(axis=axes)
+            var = jnp.maximum((x * x).mean(axis=axes) - mean * mean, 0.0)
+            if not self.is_initializing():
+                m = self.momentum
+
+                def update(carry, stats):
+                    mu, v = carry
+                    mu = m * mu + (1 - m) * stats[0].astype(mu.dtype)
+                    v = m * v + (1 - m) * stats[1].astype(v.dtype)
+                    return (mu, v), None
+
+                (ra_mean.value, ra_var.value), _ = jax.lax.scan(
+                    update, (ra_mean.value, ra_var.value),
+                    (jax.lax.stop_gradient(mean), jax.lax.stop_gradient(var)),
+                )
+            mean, var = mean.reshape(shape), var.reshape(shape)
+        else:
+            mean = ra_mean.value.astype(x.dtype)
+            var = ra_var.value.astype(x.dtype)
+        y = (x - mean) * jax.lax.rsqrt(var + self.epsilon)
+        return y * scale.astype(x.dtype) + bias.astype(x.dtype)
+
+
+class Dropout(nn.Module):
+    """Dropout with one mask for the whole sequence (fixed over time, SPEC §5):
+    ``[C, B, ...] -> [C, B, ...]``, drawn from the ``"dropout"`` PRNG stream, which every
+    chunk of a sequence receives unchanged."""
+
+    rate: float
+    deterministic: bool = True
+
+    def __post_init__(self):
+        if not 0.0 <= self.rate < 1.0:
+            raise ValueError(f"dropout rate must be in [0, 1), got {self.rate}")
+        super().__post_init__()
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return nn.Dropout(self.rate, broadcast_dims=(0,), deterministic=self.deterministic)(x)
+
+
 # ---------------------------------------------------------------------------- pooling, readout
 
 
+def _pool(fn, x: jax.Array, window: int) -> jax.Array:
+    w = (window, window)
+    return unfold(fn(fold(x), w, strides=w), x.shape[0])
+
+
 class AvgPool(nn.Module):
-    """Average pooling ``window × window`` with stride ``window`` (linear: OTTT-safe)."""
+    """Average pooling ``window × window``, stride ``window``, on ``[C, B, H, W, F]``
+    (linear: OTTT-safe)."""
 
     window: int = 2
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        w = (self.window, self.window)
-        return nn.avg_pool(x, w, strides=w)
+        return _pool(nn.avg_pool, x, self.window)
 
 
 class MaxPool(nn.Module):
-    """Max pooling ``window × window``; refuses to run under OTTT's traces."""
+    """Max pooling ``window × window`` on ``[C, B, H, W, F]``; refuses OTTT's traces."""
 
     window: int = 2
 
     def __call__(self, x: jax.Array) -> jax.Array:
         if self.is_mutable_collection("trace") and not self.is_initializing():
             raise ValueError(TRACE_ERROR)
-        w = (self.window, self.window)
-        return nn.max_pool(x, w, strides=w)
+        return _pool(nn.max_pool, x, self.window)
 
 
 class Readout(nn.Module):
-    """Classifier head, no neuron: global average pool (if spatial) then a traced Dense.
+    """Classifier head, no neuron: global average pool (if spatial) then a traced Dense,
+    ``[C, B, ...] -> [C, B, num_classes]``.
 
     Used both as the network's readout and as Local's auxiliary heads (SPEC §3).
     """
@@ -285,8 +355,8 @@ class Readout(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        if x.ndim > 2:
-            x = x.mean(axis=tuple(range(1, x.ndim - 1)))
+        if x.ndim > 3:
+            x = x.mean(axis=tuple(range(2, x.ndim - 1)))
         return Dense(
             self.num_classes, kernel_init=self.kernel_init, trace_decay=self.trace_decay
         )(x)
@@ -301,5 +371,3 @@ def pool_layer(kind: str | None, window: int = 2) -> nn.Module | None:
     if kind == "max":
         return MaxPool(window)
     raise ValueError(f"unknown pooling {kind!r}: use 'avg', 'max' or None")
-
-

@@ -1,31 +1,32 @@
-"""Leaky integrate-and-fire neuron in discrete time (SPEC §1), as pure functions.
+"""Leaky integrate-and-fire dynamics in discrete time (SPEC §1), as pure functions.
 
     u[t] = λ·v[t-1] + I[t]                       charge (decay_input=False)
     s[t] = H(u[t] - V_th)                        fire, surrogate gradient in backward
     v[t] = u[t] - V_th·s[t]      (soft reset)    or    v[t] = u[t]·(1 - s[t])  (hard reset)
 
-The neuron knows nothing of training rules: a rule cuts the temporal route by handing in
-``v[t-1]`` as a constant (SLTT, OTTT) or by differentiating through it (BPTT).
+A layer's state between chunks is :class:`LIFState`: the pre-reset potential ``u[t-1]``, from
+which a step applies the previous reset first. Within a scan the carry is :class:`LIFCarry`
+``(u, s)``, the spike carried along so that the reset is linear in the carry. Either way the
+carried ``u`` is the very buffer the surrogate gradient needs: a step stores one buffer per
+layer whichever rule runs it (the post-reset ``v`` would be a second).
 
-The state carried from step to step can be either of two equivalent values: the post-reset
-``v[t]`` (:func:`lif_step`) or the pre-reset ``u[t]`` (:func:`lif_step_pre_reset`, which
-applies the reset of step t-1 at the start of step t). Spikes and gradients are the same;
-what differs is memory. Under BPTT carrying ``v`` stores less per step. Under the per-step
-rules, carrying ``u`` lets one buffer be both the carried state and the residual the
-surrogate gradient needs (``u - V_th``), where carrying ``v`` keeps both alive in every step.
+The functions know nothing of training rules: a rule cuts the temporal route by handing in
+the state as a constant (:mod:`snnjax.neurons` does that for SLTT and OTTT).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
 from snnjax import surrogate as surrogate_lib
 
-__all__ = ["LIFParams", "lif_init", "lif_step", "lif_step_pre_reset", "lif_run"]
+__all__ = [
+    "LIFParams", "LIFState", "LIFCarry", "lif_state", "lif_carry", "lif_step", "lif_run", "potential",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,60 +65,63 @@ class LIFParams:
         return cls(decay=1.0 - 1.0 / tau, **kwargs)
 
 
-def lif_init(shape, dtype=jnp.float32) -> jax.Array:
-    """The resting membrane potential v[-1] = 0, shape ``[B, ...]``."""
-    return jnp.zeros(shape, dtype)
+class LIFState(NamedTuple):
+    """A LIF layer's state between chunks: the pre-reset potential ``u[t-1]``, ``[B, ...]``."""
+
+    u: jax.Array
 
 
-def lif_step(p: LIFParams, v: jax.Array, current: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """One time step.
+class LIFCarry(NamedTuple):
+    """What a scan over steps carries: ``u[t-1]`` and the spike ``s[t-1] = H(u[t-1] - V_th)``
+    (with its surrogate gradient), so each step's reset is linear in the carry."""
 
-    Args:
-      p: neuron parameters.
-      v: membrane potential after the previous reset, ``v[t-1]``, shape ``[B, ...]``.
-      current: input current ``I[t]``, same shape.
-
-    Returns:
-      ``(s[t], v[t])``: spikes (0/1 in the input's dtype) and the post-reset potential.
-    """
-    u = p.decay * v + current
-    s = p.surrogate(u - p.v_th)
-    return s, _reset(p, u, s)
+    u: jax.Array
+    s: jax.Array
 
 
-def _reset(p: LIFParams, u: jax.Array, s: jax.Array) -> jax.Array:
-    s = jax.lax.stop_gradient(s) if p.detach_reset else s
+def lif_state(like: jax.Array) -> LIFState:
+    """The resting state (``u = 0``, so no spike and ``v[-1] = 0``), shaped like ``like``."""
+    return LIFState(jnp.zeros_like(like))
+
+
+def lif_carry(p: LIFParams, state: LIFState) -> LIFCarry:
+    """The scan carry of a state: its spike recomputed from ``u`` (surrogate gradient kept)."""
+    return LIFCarry(state.u, p.surrogate(state.u - p.v_th))
+
+
+def potential(p: LIFParams, carry: LIFCarry) -> jax.Array:
+    """The post-reset membrane potential ``v`` of a carry: ``u - V_th·s`` or ``u·(1 - s)``."""
     if p.reset == "soft":
-        return u - p.v_th * s
-    return u * (1.0 - s)
+        return carry.u - p.v_th * carry.s
+    return carry.u * (1.0 - carry.s)
 
 
-def lif_step_pre_reset(
-    p: LIFParams, u: jax.Array, current: jax.Array
-) -> tuple[jax.Array, jax.Array]:
-    """One time step carrying the pre-reset potential: ``(s[t], u[t])`` from ``u[t-1]``.
-
-    Applies the reset of step t-1 first (its spike recomputed from ``u[t-1]``, with the same
-    surrogate gradient), then charges and fires as :func:`lif_step`. From ``u[-1] = 0``
-    (no spike, since V_th > 0) it gives the same spikes and gradients as :func:`lif_step`.
+def lif_step(
+    p: LIFParams, carry: LIFCarry, current: jax.Array, decay: jax.Array | float | None = None
+) -> tuple[jax.Array, LIFCarry]:
+    """One time step: ``(s[t], LIFCarry(u[t], s[t]))`` from ``carry = (u[t-1], s[t-1])``.
 
     Args:
       p: neuron parameters.
-      u: membrane potential before the previous step's reset, ``u[t-1]``, ``[B, ...]``.
-      current: input current ``I[t]``, same shape.
+      carry: the previous step's carry, ``[B, ...]`` each.
+      current: input current ``I[t]``, ``[B, ...]``.
+      decay: λ to use instead of ``p.decay`` (PLIF's learnable λ, a scalar array).
     """
-    v = _reset(p, u, p.surrogate(u - p.v_th))
-    u_new = p.decay * v + current
-    return p.surrogate(u_new - p.v_th), u_new
+    s_prev = jax.lax.stop_gradient(carry.s) if p.detach_reset else carry.s
+    v = potential(p, LIFCarry(carry.u, s_prev))
+    lam = p.decay if decay is None else decay
+    u = lam * v + current
+    s = p.surrogate(u - p.v_th)
+    return s, LIFCarry(u, s)
 
 
-def lif_run(p: LIFParams, currents: jax.Array, v0: jax.Array | None = None):
-    """Run over time with ``lax.scan``: ``currents [T, B, ...] -> (spikes [T, B, ...], v[T-1])``."""
-    v0 = jnp.zeros_like(currents[0]) if v0 is None else v0
+def lif_run(p: LIFParams, currents: jax.Array, state: LIFState | None = None):
+    """``currents [T, B, ...] -> (spikes [T, B, ...], final LIFState)`` with ``lax.scan``."""
+    state = lif_state(currents[0]) if state is None else state
 
-    def body(v, i_t):
-        s, v = lif_step(p, v, i_t)
-        return v, s
+    def body(carry, i_t):
+        s, carry = lif_step(p, carry, i_t)
+        return carry, s
 
-    v_last, spikes = jax.lax.scan(body, v0, currents)
-    return spikes, v_last
+    final, spikes = jax.lax.scan(body, lif_carry(p, state), currents)
+    return spikes, LIFState(final.u)

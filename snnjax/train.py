@@ -19,7 +19,7 @@ from jax.sharding import Mesh
 
 from snnjax.distributed import DataParallel
 from snnjax.losses import Loss, per_step
-from snnjax.rules.base import Forward, Rule
+from snnjax.rules.base import Rule
 
 __all__ = ["TrainState", "Trainer", "validate_batch", "predict", "all_finite", "check_finite"]
 
@@ -79,12 +79,11 @@ def validate_batch(model: nn.Module, xs, ys, num_classes: int | None = None) -> 
 def predict(model: nn.Module, params: PyTree, state: PyTree, xs: jax.Array) -> jax.Array:
     """Evaluation: logits summed over time, ``[B, C]`` (argmax is the prediction).
 
-    Uses the readout only (Local's auxiliary heads are for training), BatchNorm's running
-    statistics and no dropout.
+    ``xs [T, B, ...]`` runs as one chunk of T steps from resting neurons; uses the readout
+    only (Local's auxiliary heads are for training), BatchNorm's running statistics and no
+    dropout.
     """
-    fwd = Forward(model, train=False)
-    carry = fwd.init_carry(params, state, xs[0])
-    _, (outputs,) = fwd.run(params, carry, xs, None)
+    outputs, _ = model.apply({"params": params, **state}, xs, train=False, mutable=["neuron"])
     return outputs.sum(axis=0)
 
 

@@ -182,6 +182,20 @@ TINY = ["--epochs", "1", "--hidden", "8", "--T", "2", "--no-progress"]
         (["--resume"], "need --checkpoint-dir"),
         (["--checkpoint-every", "5"], "need --checkpoint-dir"),
         (["--keep-checkpoints", "0", "--checkpoint-dir", "x"], "keep_checkpoints must be >= 1"),
+        (["--dropout", "1"], "dropout must be a rate in [0, 1), got 1.0"),
+        (["--dropout", "-0.1"], "dropout must be a rate in [0, 1), got -0.1"),
+        # Flags that the rule, dataset, optimizer or model would ignore.
+        (["--rule", "sltt", "--K", "2"], "rule sltt does not use --K (only sltt-k does)"),
+        (["--window", "3"], "rule bptt does not use --window (only tbptt, tbptt-local do)"),
+        (["--rule", "local", "--online"], "rule local does not use --online"),
+        (["--rule", "sltt-k", "--block-size", "2", "--window", "2"],
+         "rule sltt-k does not use --window and --block-size"),
+        (["--data-dir", "data"], "dataset 'digits' ships with snnjax: it takes no --data-dir"),
+        (["--momentum", "0.5"], "--momentum is used by --optimizer sgd only"),
+        (["--keep-checkpoints", "2"], "--keep-checkpoints needs --checkpoint-dir"),
+        (["--model", "cnn", "--hidden", "8"], "model 'cnn' takes no --hidden"),
+        (["--width", "2"], "model 'mlp' takes no --width"),
+        (["--out", "no/such/dir/r.json"], "cannot write no/such/dir/r.json: directory"),
     ],
     ids=lambda v: " ".join(v) if isinstance(v, list) else "error",
 )
@@ -189,6 +203,50 @@ def test_cli_reports_bad_settings(args, message, capsys):
     assert cli.main(["train", *TINY, *args]) == 2
     err = capsys.readouterr().err
     assert err.startswith("snnjax: error: ") and message in err, err
+    assert err.count("\n") == 1, err  # one line
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--rules", "sltt,ottt-a", "--K", "2"], "rules sltt, ottt-a do not use --K"),
+        (["--rules", "bptt", "--block-size", "2"], "rule bptt does not use --block-size"),
+        (["--rules", "tbptt", "--window", "9", "--T", "4"], "window k=9 is longer"),
+        (["--rules", ""], "--rules is empty"),
+    ],
+)
+def test_compare_grads_reports_bad_settings(args, message, capsys):
+    assert cli.main(["compare-grads", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("snnjax: error: ") and message in err, err
+
+
+def _stop_before_training(monkeypatch):
+    """Make ``snnjax train`` stop where training would start (the checks have run)."""
+    from snnjax import experiment
+
+    def stop(cfg, **kwargs):
+        raise ValueError(f"stopped before training: {cfg.rule}")
+
+    monkeypatch.setattr(experiment, "train_and_evaluate", stop)
+
+
+@pytest.mark.parametrize(
+    "args, warning",
+    [
+        (["--rule", "local", "--hidden", "8,8", "--block-size", "2"],
+         "mlp has 2 units, so --block-size 2 makes one block: local is plain BPTT"),
+        (["--rule", "tbptt-local", "--hidden", "8"],
+         "mlp has 1 unit, so --block-size 1 makes one block: tbptt-local is plain TBPTT"),
+        (["--rule", "local", "--hidden", "8,8", "--block-size", "1"], None),
+    ],
+)
+def test_one_local_block_warns_that_it_is_the_inner_rule(args, warning, monkeypatch, capsys):
+    _stop_before_training(monkeypatch)
+    assert cli.main(["train", *TINY, *args]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1].startswith("snnjax: error: stopped before training")
+    assert err[:-1] == ([f"snnjax: warning: {warning}"] if warning else [])
 
 
 def test_cli_reports_nan_in_the_dataset(monkeypatch, capsys):

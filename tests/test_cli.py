@@ -1,5 +1,6 @@
 """The CLI as a user runs it: a subprocess per command."""
 
+import argparse
 import json
 import os
 import subprocess
@@ -98,12 +99,24 @@ def test_bad_settings_give_a_clear_error(args, message):
     assert "Traceback" not in proc.stderr
 
 
-def test_compare_grads_json(tmp_path):
+def test_compare_grads_header_table_and_json(tmp_path):
     out = tmp_path / "grads.json"
     proc = snnjax("compare-grads", "--model", "mlp", "--T", "4", "--rules", "sltt,tbptt,ottt-a",
-                  "--json", str(out))
+                  "--out", str(out))
     assert proc.returncode == 0, proc.stderr
-    rows = json.loads(out.read_text())
+    head, rules_line, columns, _dashes, *table = proc.stdout.splitlines()[:-1]
+    assert head == "model mlp on digits, T 4, batch 32, seed 0, --window 2"
+    assert rules_line == "rules sltt, tbptt, ottt-a, each against bptt"
+    assert columns.split() == ["rule", "parameter", "cosine", "norm", "ratio"]
+    assert len(table) == 12 and all(len(line) == len(columns) for line in table)
+    for line in table:  # numbers right-aligned under their headers
+        assert line[columns.index("cosine") - 2:columns.index("cosine") + 6].strip()[0] in "+-"
+    result = json.loads(out.read_text())
+    # Only the parameters of the rules compared: tbptt's window, no K or block size.
+    assert result["config"] == {"model": "mlp", "dataset": "digits", "T": 4, "batch_size": 32,
+                                "seed": 0, "reference": "bptt",
+                                "rules": ["sltt", "tbptt", "ottt-a"], "window": 2}
+    rows = result["rows"]
     assert {r["rule"] for r in rows} == {"sltt", "tbptt(k=2)", "ottt_a"}
     for r in rows:
         assert set(r) == {"rule", "param", "cosine", "norm_ratio"}
@@ -111,3 +124,65 @@ def test_compare_grads_json(tmp_path):
     # The readout's gradient is exact under SLTT (no temporal route reaches it).
     readout = [r for r in rows if r["rule"] == "sltt" and r["param"] == "readout/Dense_0/kernel"]
     assert readout and readout[0]["cosine"] == pytest.approx(1.0, abs=1e-6)
+
+
+def test_json_config_records_only_what_the_rule_uses(default_run, tmp_path):
+    from snnjax import cli
+
+    _, result = default_run  # bptt: none of the rule parameters
+    assert not {"window", "block_size", "K", "online"} & set(result["config"])
+    out = tmp_path / "r.json"
+    assert cli.main(["train", "--rule", "sltt-k", "--K", "2", "--epochs", "1", "--hidden", "8",
+                     "--T", "2", "--no-progress", "--out", str(out)]) == 0
+    config = json.loads(out.read_text())["config"]
+    assert config["K"] == 2 and not {"window", "block_size", "online"} & set(config)
+
+
+# -- help ------------------------------------------------------------------------------
+
+
+def _commands():
+    from snnjax import cli
+
+    return [path for path, _ in cli.walk(cli.build_parser())]
+
+
+def _parser(path):
+    from snnjax import cli
+
+    return dict(cli.walk(cli.build_parser()))[path]
+
+
+def _options(parser):
+    return [a for a in parser._actions
+            if a.option_strings and not isinstance(a, argparse._HelpAction)]
+
+
+def test_the_top_level_lists_every_command():
+    from snnjax import cli
+
+    text = cli.build_parser().format_help()
+    for name in ("train", "compare-grads", "bench"):
+        assert f"\n    {name}" in text, text
+    assert all(name in _parser(("bench",)).format_help() for name in ("cost", "grid", "plan"))
+
+
+@pytest.mark.parametrize("path", _commands(), ids=lambda p: " ".join(("snnjax", *p)))
+def test_help_is_plain_text_with_defaults_and_type_names(path):
+    parser = _parser(path)
+    text = parser.format_help()
+    for markup in (":func:", ":class:", ":mod:", ":meth:", ":data:", ":attr:", "``"):
+        assert markup not in text, (markup, text)
+    assert "<class" not in text and "<function" not in text
+    for action in _options(parser):
+        if action.type in (int, float) and action.metavar is None:
+            assert f"{action.option_strings[-1]} {action.type.__name__.upper()}" in text
+    if path == ("train",):  # an option with a default shows it
+        assert "--T INT               time steps per sample (default: 4)" in text
+
+
+@pytest.mark.parametrize("path", _commands(), ids=lambda p: " ".join(("snnjax", *p)))
+def test_every_option_is_described(path):
+    undescribed = [a.option_strings[0] for a in _options(_parser(path))
+                   if not (a.help and a.help.strip())]
+    assert not undescribed, f"snnjax {' '.join(path)}: no help for {undescribed}"

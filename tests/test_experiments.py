@@ -50,7 +50,7 @@ def test_every_run_builds(name, preset):
         if exp.group:
             assert exp.group in run.labels
         rule = make_rule(cfg)
-        rule.check(cfg.T)  # window <= T, K <= T
+        rule.plan(cfg.T)  # window <= T, K <= T
         model = make_model(cfg, 10)
         assert model.input_ndim == 3
         if exp.grid:

@@ -8,8 +8,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from snnjax import layers, models, rules
+from snnjax import layers, models, neurons, rules
 from snnjax.losses import per_step
+from snnjax.neuron import LIFCarry, LIFParams, LIFState
+from snnjax.rules.engine import Plan, Stage, init_carry, route
 
 
 def test_weight_standardisation_statistics(x64):
@@ -81,9 +83,8 @@ def test_max_pool_rejected_under_ottt():
 def test_first_synapse_untraced_readout_traced():
     model = models.mlp(3, (4, 4))
     xs = jnp.ones((2, 5, 6))
-    fwd = rules.ottt().forward(model)
     params, state = rules.ottt().init(model, jax.random.key(0), xs[0])
-    carry = fwd.init_carry(params, state, xs[0])
+    carry = init_carry(Stage(model), params, state, xs[:1], Plan(chunk=1, cut=True, traces=True))
     traced = set(carry["trace"])
     assert traced == {"units_1", "readout"}  # not units_0 (the raw input)
     assert carry["trace"]["readout"]["Dense_0"]["a"].shape == (5, 4)
@@ -95,35 +96,65 @@ def test_unknown_pool():
 
 
 def test_lif_layer_state_collection():
-    lif = layers.LIF()
-    x = jnp.full((2, 3), 0.7)
+    lif = neurons.LIF()
+    x = jnp.full((1, 2, 3), 0.7)  # a chunk of one step
     variables = lif.init(jax.random.key(0), x)
     s, new = lif.apply(variables, x, mutable=["neuron"])
     np.testing.assert_array_equal(s, 0.0)
-    np.testing.assert_allclose(new["neuron"]["v"], 0.7)
+    state = new["neuron"]["state"]
+    assert isinstance(state, LIFCarry)  # a kept route stores the scan carry (u, s)
+    np.testing.assert_allclose(state.u, 0.7)
+    np.testing.assert_array_equal(state.s, 0.0)
     s, _ = lif.apply(new, x, mutable=["neuron"])  # 0.35 + 0.7 >= 1
     np.testing.assert_array_equal(s, 1.0)
     assert isinstance(lif, nn.Module)
 
 
-def test_lif_layer_carries_the_pre_reset_potential_when_handed_u():
-    lif = layers.LIF()
-    x = jnp.full((2, 3), 0.7)
-    state = {"neuron": {"u": jnp.zeros((2, 3))}}
-    spikes, us = [], []
-    for _ in range(3):
-        s, state = lif.apply(state, x, mutable=["neuron"])
-        assert set(state["neuron"]) == {"u"}
-        spikes.append(float(s[0, 0]))
-        us.append(float(state["neuron"]["u"][0, 0]))
-    # u = .7; .35 + .7 = 1.05 (spike); reset to .05, then .025 + .7.
-    np.testing.assert_allclose(us, [0.7, 1.05, 0.725], rtol=1e-6)
-    assert spikes == [0.0, 1.0, 0.0]
+@pytest.mark.parametrize("neuron", [neurons.LIF(LIFParams(decay=0.5)), neurons.IF(),
+                                    neurons.PLIF(tau0=3.0)], ids=["lif", "if", "plif"])
+def test_neuron_routes_give_one_forward(x64, neuron):
+    # Keep, cut and replay are the same forward pass; a chunk of C is C chunks of one.
+    xs = jax.random.uniform(jax.random.key(0), (6, 2, 3), jnp.float64, 0.0, 1.2)
+    variables = neuron.init(jax.random.key(1), xs[:1])
+    params = {k: v for k, v in variables.items() if k == "params"}
+    keep, new_keep = neuron.apply(params, xs, mutable=["neuron"])
+    assert 0 < float(keep.mean()) < 1
+    with route(neurons.Route("cut", record=True)):
+        cut, new_cut = neuron.apply(params, xs, mutable=["neuron", "history"])
+    np.testing.assert_array_equal(cut, keep)
+    # A cut route stores the state (u), a kept one the scan carry (u, s): the same u.
+    assert isinstance(new_cut["neuron"]["state"], LIFState)
+    np.testing.assert_allclose(new_cut["neuron"]["state"].u, new_keep["neuron"]["state"].u,
+                               rtol=1e-12)
+    steps, state = [], None
+    for t in range(6):
+        v = {**params, **({} if state is None else {"neuron": state})}
+        s, new = neuron.apply(v, xs[t:t + 1], mutable=["neuron"])
+        steps.append(s[0])
+        state = new["neuron"]
+    np.testing.assert_array_equal(jnp.stack(steps), keep)
+    # Replaying from the recorded entering states gives the same spikes.
+    with route(neurons.REPLAY):
+        replay, _ = neuron.apply({**params, "neuron": new_cut["history"]}, xs,
+                                 mutable=["neuron"])
+    np.testing.assert_array_equal(replay, keep)
+
+
+def test_plif_decay_is_learnable_and_initialised_from_tau0():
+    plif = neurons.PLIF(tau0=4.0)
+    xs = jnp.full((3, 2, 2), 0.6)
+    variables = plif.init(jax.random.key(0), xs)
+    np.testing.assert_allclose(jax.nn.sigmoid(variables["params"]["w"]), 0.75, rtol=1e-6)
+
+    def total(params):
+        return plif.apply({"params": params}, xs, mutable=["neuron"])[0].sum()
+
+    assert float(jnp.abs(jax.grad(total)(variables["params"])["w"])) > 0
 
 
 def test_standardize_params_is_the_same_model(x64):
     model = models.vgg11_sws(10, cfg=(8, "A", 16))
-    x = 2.0 * jax.random.uniform(jax.random.key(0), (2, 8, 8, 3), jnp.float64)
+    x = 2.0 * jax.random.uniform(jax.random.key(0), (1, 2, 8, 8, 3), jnp.float64)
     params = model.init(jax.random.key(1), x)["params"]
     params = jax.tree.map(lambda a: a.astype(jnp.float64), params)
     prepared = layers.standardize_params(params)

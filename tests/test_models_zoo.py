@@ -20,6 +20,7 @@ from snnjax.experiment import TrainConfig, make_model
 from snnjax.layers import TRACE_ERROR
 from snnjax.models.base import ConvUnit
 from snnjax.models.vgg import FeedbackSequential
+from snnjax.rules.engine import Stage, init_carry
 
 T, B, HW, C_IN, CLASSES = 2, 4, 8, 2, 5
 W = 1 / 16
@@ -70,7 +71,7 @@ def _one_step(model, rule):
 def _check_trained(model_name, rule_name):
     model = FACTORIES[model_name]()
     rule = _rule(rule_name)
-    if rule.traced and model_name in MAX_POOLING:
+    if rule.plan(T).traces and model_name in MAX_POOLING:
         with pytest.raises(ValueError, match="max pooling"):
             _one_step(model, rule)
         return
@@ -134,7 +135,8 @@ def test_ottt_traces_every_synapse_but_the_stem():
     xs, _ = _batch()
     rule = rules.ottt()
     params, state = jax.eval_shape(lambda: rule.init(model, jax.random.key(0), xs[0]))
-    carry = jax.eval_shape(rule.forward(model).init_carry, params, state, xs[0])
+    carry = jax.eval_shape(lambda p, s: init_carry(Stage(model), p, s, xs[:1], rule.plan(T)),
+                           params, state)
     traced = set(carry["trace"])
     assert "units_0" not in traced  # the stem's input is the raw image
     assert {f"units_{i}" for i in range(1, 9)} <= traced and "readout" in traced
@@ -163,14 +165,14 @@ def test_registered_and_shapes(name, units):
     assert name in models.names()
     model = models.get(name, CLASSES, width=W, neuron=sj.LIFParams(decay=0.3))
     assert model.input_ndim == 3 and model.num_units() == units
-    x = jnp.ones((3, 16, 16, 3))
+    x = jnp.ones((2, 3, 16, 16, 3))  # [C, B, H, W, C_in]
     _, out = _logits(model, x)
-    assert out.shape == (3, CLASSES)
+    assert out.shape == (2, 3, CLASSES)
 
 
 def test_resnet_units_follow_preact_design():
     model = models.resnet18(CLASSES, width=0.25)
-    variables, _ = _logits(model, jnp.ones((2, 32, 32, 3)))
+    variables, _ = _logits(model, jnp.ones((1, 2, 32, 32, 3)))
     p = variables["params"]
     assert set(p["units_0"]) == {"Conv_0"} and "bias" not in p["units_0"]["Conv_0"]
     convs = lambda unit: {k for k in p[unit] if k.startswith("Conv")}  # noqa: E731
@@ -198,11 +200,11 @@ def test_width_and_pool_reach_the_factories_through_train_config():
 def test_pooling_keeps_a_one_pixel_map():
     unit = ConvUnit(4, pool="avg")
     for hw, out in [(1, 1), (4, 2)]:
-        x = jnp.ones((2, hw, hw, 3))
+        x = jnp.ones((1, 2, hw, hw, 3))
         variables = jax.eval_shape(unit.init, jax.random.key(0), x)
         y = jax.eval_shape(
             lambda v, x: unit.apply(v, x, mutable=["neuron", "batch_stats"])[0], variables, x)
-        assert y.shape == (2, out, out, 4)
+        assert y.shape == (1, 2, out, out, 4)
 
 
 def test_vgg_f_feeds_the_last_layer_back_to_the_first():
@@ -211,7 +213,7 @@ def test_vgg_f_feeds_the_last_layer_back_to_the_first():
     model = models.vgg11f_sws(CLASSES, cfg=(8, 8, "A", 8),
                               neuron=sj.LIFParams(decay=0.0, v_th=0.5))
     assert isinstance(model, FeedbackSequential) and model.num_units() == 3
-    x1a, x1b, x2 = (2 * jax.random.normal(k, (2, 8, 8, 2)) for k in
+    x1a, x1b, x2 = (2 * jax.random.normal(k, (1, 2, 8, 8, 2)) for k in
                     jax.random.split(jax.random.key(3), 3))
     variables = jax.jit(model.init)(jax.random.key(0), x2)
     assert not np.any(variables["params"]["units_0"]["feedback_conv"]["kernel"])
@@ -219,7 +221,7 @@ def test_vgg_f_feeds_the_last_layer_back_to_the_first():
     @jax.jit
     def second_step(params, x1):
         _, new = model.apply({"params": params}, x1, mutable=["neuron"])
-        assert new["neuron"]["feedback"].shape == (2, 4, 4, 8)  # the last unit's output
+        assert new["neuron"]["feedback"].shape == (1, 2, 4, 4, 8)  # the last unit's output
         out, _ = model.apply({"params": params, **new}, x2, mutable=["neuron"])
         return out, new["neuron"]["feedback"]
 
@@ -239,7 +241,7 @@ def test_vgg11_bn_matches_the_paper_layout():
     assert feats == [64, 128, 256, 256, 512, 512, 512, 512]
     assert [u.pool for u in model.units] == ["avg", "avg", None, "avg", None, "avg", None, "avg"]
     assert all(u.norm for u in model.units)
-    variables, _ = _logits(model, jnp.ones((2, 48, 48, 2)))
+    variables, _ = _logits(model, jnp.ones((1, 2, 48, 48, 2)))
     assert variables["params"]["readout"]["Dense_0"]["kernel"].shape == (512, CLASSES)
     k = model.readout_init(jax.random.key(0), (512, 100))
     assert float(jnp.std(k)) == pytest.approx(0.01, rel=0.05)  # N(0, 0.01²) init

@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 
 from snnjax import surrogate
-from snnjax.neuron import LIFParams, lif_run, lif_step, lif_step_pre_reset
+from snnjax.neuron import (
+    LIFCarry, LIFParams, LIFState, lif_carry, lif_run, lif_state, lif_step, potential,
+)
 
 CURRENTS = [0.6, 0.6, 0.6, 1.5, 0.0, 0.3]
 
@@ -28,9 +30,9 @@ def test_hand_sequence_soft_lambda_half():
     # Worked out on paper: u = .6, .9, 1.05 (spike, v=.05), 1.525 (spike, v=.525),
     # .2625, .43125.
     p = LIFParams(decay=0.5, reset="soft")
-    spikes, v = lif_run(p, jnp.asarray(CURRENTS, jnp.float32)[:, None])
+    spikes, final = lif_run(p, jnp.asarray(CURRENTS, jnp.float32)[:, None])
     np.testing.assert_array_equal(np.asarray(spikes[:, 0]), [0, 0, 1, 1, 0, 0])
-    np.testing.assert_allclose(float(v[0]), 0.43125, rtol=1e-6)
+    np.testing.assert_allclose(float(potential(p, lif_carry(p, final))[0]), 0.43125, rtol=1e-6)
 
 
 @pytest.mark.parametrize("reset", ["soft", "hard"])
@@ -38,11 +40,12 @@ def test_hand_sequence_soft_lambda_half():
 def test_lif_matches_hand_trajectory(reset, decay):
     p = LIFParams(decay=decay, reset=reset)
     want_s, want_v = hand_trajectory(decay, reset, CURRENTS)
-    v = jnp.zeros((1,))
+    state = lif_carry(p, lif_state(jnp.zeros((1,))))
     for t, i in enumerate(CURRENTS):
-        s, v = lif_step(p, v, jnp.asarray([i]))
+        s, state = lif_step(p, state, jnp.asarray([i]))
         assert float(s[0]) == want_s[t], (t, reset, decay)
-        np.testing.assert_allclose(float(v[0]), want_v[t], rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(float(potential(p, state)[0]), want_v[t], rtol=1e-6,
+                                   atol=1e-7)
 
 
 def test_soft_and_hard_differ_after_spike():
@@ -50,9 +53,11 @@ def test_soft_and_hard_differ_after_spike():
     s_hard, v_hard = hand_trajectory(0.5, "hard", [1.5, 0.0])
     assert v_soft[0] == pytest.approx(0.5) and v_hard[0] == 0.0
     p_soft, p_hard = LIFParams(reset="soft"), LIFParams(reset="hard")
-    _, vs = lif_step(p_soft, jnp.zeros(1), jnp.asarray([1.5]))
-    _, vh = lif_step(p_hard, jnp.zeros(1), jnp.asarray([1.5]))
-    assert float(vs[0]) == pytest.approx(0.5) and float(vh[0]) == 0.0
+    rest = LIFCarry(jnp.zeros(1), jnp.zeros(1))
+    _, ss = lif_step(p_soft, rest, jnp.asarray([1.5]))
+    _, sh = lif_step(p_hard, rest, jnp.asarray([1.5]))
+    assert float(potential(p_soft, ss)[0]) == pytest.approx(0.5)
+    assert float(potential(p_hard, sh)[0]) == 0.0
 
 
 def test_from_tau():
@@ -64,13 +69,16 @@ def test_from_tau():
 def test_dtypes_preserved(dtype):
     p = LIFParams()
     x = jnp.ones((3, 4), dtype)
-    s, v = jax.jit(lambda v, x: lif_step(p, v, x))(jnp.zeros((3, 4), dtype), x)
-    chex.assert_type([s, v], dtype)
+    s, state = jax.jit(lambda st, x: lif_step(p, lif_carry(p, st), x))(
+        lif_state(jnp.zeros((3, 4), dtype)), x)
+    chex.assert_type([s, state.u, state.s], dtype)
 
 
 def test_float64(x64):
-    s, v = lif_step(LIFParams(), jnp.zeros(2, jnp.float64), jnp.asarray([0.3, 2.0]))
-    chex.assert_type([s, v], jnp.float64)
+    p = LIFParams()
+    s, state = lif_step(p, lif_carry(p, lif_state(jnp.zeros(2, jnp.float64))),
+                        jnp.asarray([0.3, 2.0]))
+    chex.assert_type([s, state.u], jnp.float64)
     np.testing.assert_array_equal(np.asarray(s), [0.0, 1.0])
 
 
@@ -107,29 +115,42 @@ def test_bad_parameters(kwargs):
         LIFParams(**kwargs)
 
 
+def v_carry_step(p, v, i_t):
+    """SPEC §1 written with the post-reset potential v as the carry (the reference)."""
+    u = p.decay * v + i_t
+    s = p.surrogate(u - p.v_th)
+    s_r = jax.lax.stop_gradient(s) if p.detach_reset else s
+    v = u - p.v_th * s_r if p.reset == "soft" else u * (1.0 - s_r)
+    return s, v
+
+
 @pytest.mark.parametrize("detach", [False, True])
 @pytest.mark.parametrize("reset", ["soft", "hard"])
-def test_pre_reset_state_gives_the_same_spikes_and_gradients(x64, reset, detach):
-    # Carrying u[t] (reset applied at the start of the next step) is the same function of
-    # the currents as carrying v[t], gradients through every temporal route included.
+def test_pre_reset_state_is_spec_v_carry(x64, reset, detach):
+    # Carrying u[t] and applying the reset at the start of the next step is the same function
+    # of the currents as SPEC's v-carry, gradients through every temporal route too, also
+    # across chunks (the spike recomputed from u where a chunk starts).
     p = LIFParams(decay=0.7, reset=reset, detach_reset=detach, surrogate=surrogate.sigmoid(4.0))
     currents = jax.random.uniform(jax.random.key(3), (12, 5), jnp.float64, 0.0, 1.4)
     weights = jax.random.normal(jax.random.key(4), (12, 5), jnp.float64)
 
-    def run(step, cur):
-        def body(state, i_t):
-            s, state = step(p, state, i_t)
-            return state, s
+    def reference(cur):
+        def body(v, i_t):
+            s, v = v_carry_step(p, v, i_t)
+            return v, s
 
         return jax.lax.scan(body, jnp.zeros(5, jnp.float64), cur)[1]
 
-    def objective(step):
-        return lambda cur: jnp.sum(weights * run(step, cur * 1.3))
+    def ours(cur):
+        s1, state = lif_run(p, cur[:5])
+        s2, _ = lif_run(p, cur[5:], state)
+        return jnp.concatenate([s1, s2])
 
-    s_v, s_u = run(lif_step, currents), run(lif_step_pre_reset, currents)
-    assert 0 < float(s_v.mean()) < 1  # spikes and silences: the reset matters
-    np.testing.assert_array_equal(np.asarray(s_u), np.asarray(s_v))
-    g_v = jax.grad(objective(lif_step))(currents)
-    g_u = jax.grad(objective(lif_step_pre_reset))(currents)
-    assert float(jnp.abs(g_v).max()) > 0
-    np.testing.assert_allclose(np.asarray(g_u), np.asarray(g_v), rtol=1e-12, atol=1e-12)
+    s_ref, s_ours = reference(currents), ours(currents)
+    assert 0 < float(s_ref.mean()) < 1  # spikes and silences: the reset matters
+    np.testing.assert_array_equal(np.asarray(s_ours), np.asarray(s_ref))
+    g_ref = jax.grad(lambda c: jnp.sum(weights * reference(c * 1.3)))(currents)
+    g_ours = jax.grad(lambda c: jnp.sum(weights * ours(c * 1.3)))(currents)
+    assert float(jnp.abs(g_ref).max()) > 0
+    np.testing.assert_allclose(np.asarray(g_ours), np.asarray(g_ref), rtol=1e-12, atol=1e-12)
+    assert isinstance(lif_run(p, currents)[1], LIFState)

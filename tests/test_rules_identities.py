@@ -89,7 +89,7 @@ _CACHE = {}
 
 def rule_grads(rule, model, params, state, xs, ys, key=None):
     """(loss, grads) of a rule, jitted, cached per (rule, problem) across tests."""
-    cache_key = (rule.name, rule.blocks, id(model), id(params), None if key is None else
+    cache_key = (rule, id(model), id(params), None if key is None else
                  tuple(np.asarray(jax.random.key_data(key)).ravel()))
     if cache_key not in _CACHE:
         loss, _, grads = jax.jit(
@@ -251,16 +251,16 @@ def problem(request):
 def loop_loss(model, params, state, xs, ys, cut):
     """A Python loop over the flax model (no scan, no per-step grad); `cut(t)` stops the
     gradient of the neuron state entering step t."""
-    zeros = jax.tree.map(jnp.zeros_like, model.init(jax.random.key(0), xs[0])["neuron"])
+    zeros = jax.tree.map(jnp.zeros_like, model.init(jax.random.key(0), xs[:1])["neuron"])
     neuron, total = zeros, 0.0
     for t in range(T):
         neuron = jax.lax.stop_gradient(neuron) if cut(t) else neuron
         out, new = model.apply(
-            {"params": params, "neuron": neuron, **state}, xs[t], train=True,
+            {"params": params, "neuron": neuron, **state}, xs[t:t + 1], train=True,
             mutable=["neuron", *state],
         )
         neuron, state = new["neuron"], {k: new[k] for k in state}
-        total += LOSS.step(out, ys) / T
+        total += LOSS.step(out[0], ys) / T
     return total, state
 
 

@@ -8,9 +8,11 @@ import pytest
 
 from snnjax import models, rules
 from snnjax.cost import compiled_memory
+from snnjax.losses import per_step
 from snnjax.train import Trainer
 
 B = 8
+LOSS = per_step()
 
 
 def compiled(net, rule, T, batch, shape, figure="memory_bytes", optimizer=None):
@@ -44,10 +46,9 @@ def test_tbptt_grows_with_k_not_T():
     assert temp_bytes(rules.tbptt(8), 64) > 1.2 * m64  # a longer window costs more
 
 
-# On this MLP bptt() runs layer-wise by default ("auto"); the per-step scan is checked too.
-@pytest.mark.parametrize("layerwise", ["auto", False], ids=["auto", "scan"])
-def test_bptt_grows_linearly_with_T(layerwise):
-    m16, m32, m64 = (temp_bytes(rules.bptt(layerwise=layerwise), T) for T in (16, 32, 64))
+@pytest.mark.parametrize("chunk", [None, 1], ids=["one-chunk", "chunk1"])
+def test_bptt_grows_linearly_with_T(chunk):
+    m16, m32, m64 = (temp_bytes(rules.bptt(chunk=chunk), T) for T in (16, 32, 64))
     assert m32 > m16
     ratio = (m64 - m32) / (m32 - m16)
     assert ratio == pytest.approx(2.0, rel=0.10), (m16, m32, m64)
@@ -57,16 +58,12 @@ def test_sltt_uses_less_than_bptt():
     assert temp_bytes(rules.sltt(), 32) < 0.5 * temp_bytes(rules.bptt(), 32)
 
 
-def _per_step_rule(pre_reset):
-    from snnjax.rules.base import Rule, windowed_grad
-
-    def grad_fn(fwd, params, state, xs, ys, *, loss, key):
-        value, aux, grads, _, _ = windowed_grad(
-            fwd, params, state, xs, ys, loss=loss, key=key, window=1, pre_reset=pre_reset
-        )
-        return value, aux, grads
-
-    return Rule(f"sltt(pre_reset={pre_reset})", grad_fn)
+@pytest.mark.parametrize("make", [rules.sltt, rules.ottt], ids=["sltt", "ottt"])
+def test_a_chunk_of_C_steps_costs_O_C_not_O_T(make):
+    # SPEC §9: a chunk trades memory for speed; with a fixed chunk memory stays flat in T.
+    m_c4 = [temp_bytes(make(chunk=4), T) for T in (8, 32)]
+    assert abs(m_c4[1] - m_c4[0]) <= 0.05 * m_c4[0], m_c4
+    assert m_c4[0] > temp_bytes(make(), 8)  # four steps at once hold more than one
 
 
 def assert_same_float64_results(net, rule, reference):
@@ -86,49 +83,65 @@ def assert_same_float64_results(net, rule, reference):
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12), g1, g0)
 
 
-@pytest.mark.parametrize("model", ["cnn", "vgg"])
-def test_per_step_rules_save_memory_by_carrying_the_pre_reset_potential(model):
-    # The default of window 1 (SLTT, OTTT): u[t] is both the carried state and the
-    # surrogate's residual, where carrying v[t] keeps both alive.
-    net = models.cnn(10, (4, 8)) if model == "cnn" else models.vgg11_sws(10, width=0.125)
-    shape = (8, 8, 1) if model == "cnn" else (16, 16, 3)
-
-    def temp(rule):
-        return compiled(net, rule, 4, B, shape, "temp_bytes", optax.sgd(0.1))
-
-    with_u = temp(_per_step_rule(True))
-    assert with_u < temp(_per_step_rule(False))
-    assert with_u == temp(rules.sltt())  # SLTT's default is the pre-reset form
-
-
-def test_pre_reset_form_gives_the_same_gradients(x64):
-    net = models.vgg11_sws(10, cfg=(8, "A", 16, 16))  # scaled WS: standardised once too
-    assert_same_float64_results(net, _per_step_rule(True), _per_step_rule(False))
-
-
 def test_per_step_rules_on_a_conv_net_take_well_under_half_of_bptt():
-    # The paper-scale figure (VGG-11 sWS, batch 128, T=6: SLTT -74 %, OTTT_A -70 %) is a
-    # benchmark; this guards the same effect on a small VGG, total compiled memory, T=6.
+    # The paper-scale figure (VGG-11 sWS, batch 128, T=6) is a benchmark; this guards the
+    # same effect on a small VGG, total compiled memory, T=6.
     net = models.vgg11_sws(10, width=0.125)
-    bptt = compiled(net, rules.bptt(), 6, 64, (16, 16, 3))
+    bptt = compiled(net, rules.bptt(chunk=1), 6, 64, (16, 16, 3))
     for rule in (rules.sltt(), rules.sltt_k(1), rules.ottt(), rules.ottt(online=True)):
         assert compiled(net, rule, 6, 64, (16, 16, 3)) < 0.4 * bptt, rule.name
 
 
-@pytest.mark.parametrize("model", ["vgg", "vgg_feedback"])
-def test_sltt_k_with_all_steps_selected_is_sltt(x64, model):
-    # SLTT-K replays a selected step from its new potentials u[t] (plain VGG) or, when the
-    # model keeps more transient state (VGG-F's fed-back map), runs the step inside the
-    # lax.cond; either way K = T must give SLTT's gradients.
-    make = models.vgg11f_sws if model == "vgg_feedback" else models.vgg11_sws
+def test_sltt_k_with_all_steps_selected_is_sltt(x64):
+    # SLTT-K replays its selected steps as one batch from the recorded entering states:
+    # K = T must give SLTT's gradients, scaled WS standardised once included.
     assert_same_float64_results(
-        make(10, cfg=(8, 8, "A", 16)), rules.sltt_k(4, steps=(0, 1, 2, 3)), rules.sltt()
+        models.vgg11_sws(10, cfg=(8, 8, "A", 16)), rules.sltt_k(4, steps=(0, 1, 2, 3)),
+        rules.sltt()
     )
 
 
+def test_sltt_k_refuses_state_kept_outside_neurons():
+    # VGG-F feeds the last layer back to the first: state its replay cannot restore.
+    net = models.vgg11f_sws(10, cfg=(8, 8, "A", 16))
+    xs = jnp.ones((4, 3, 8, 8, 3))
+    params, state = rules.sltt().init(net, jax.random.key(0), xs[0])
+    with pytest.raises(ValueError, match="SLTT-K.*'feedback'"):
+        rules.sltt_k(1).value_and_grad(net, params, state, xs, jnp.zeros(3, jnp.int32),
+                                       loss=LOSS, key=jax.random.key(1))
+
+
 def test_sltt_k_replay_keeps_it_near_sltt_memory():
-    # Replaying selected steps (instead of carrying the neuron state through a lax.cond)
-    # keeps SLTT-K's memory within 15 % of SLTT's on a small VGG; the cond path took ~23 %.
+    # Recording the selected steps' entering states and replaying them as one batch keeps
+    # SLTT-K's memory within 15 % of SLTT's on a small VGG.
     net = models.vgg11_sws(10, width=0.125)
     sltt = compiled(net, rules.sltt(), 6, 64, (16, 16, 3))
     assert compiled(net, rules.sltt_k(1), 6, 64, (16, 16, 3)) < 1.15 * sltt
+
+
+def _block_alone(net, start, end, in_shape, inner, batch, T):
+    """Compiled temp memory of training units [start, end) of ``net`` alone (their own
+    readout), with ``inner``, on inputs shaped like the block's: the block's own cost."""
+    block = models.SpikingSequential(tuple(net.units[start:end]), net.num_classes)
+    return compiled(block, inner, T, batch, in_shape, "temp_bytes", optax.sgd(0.1))
+
+
+def test_local_memory_is_that_of_its_largest_block():
+    # SPEC §9: each block's forward, head loss and backward finish before the next block
+    # starts, so Local's temporaries are those of its largest block (plus the gradient
+    # sum of all parameters), far below the whole network's under the same window.
+    net = models.vgg11_sws(10, width=0.125, cfg=(16, "A", 32, 32, "A", 64))
+    batch, T, inner = 64, 4, rules.tbptt(1)
+    shapes = [(32, 32, 3), (16, 16, 2), (16, 16, 4), (8, 8, 4)]  # each block's input
+    blocks = [_block_alone(net, i, i + 1, shapes[i], inner, batch, T) for i in range(4)]
+    local = temp_of(net, rules.local(inner, block_size=1), T, batch)
+    whole = temp_of(net, inner, T, batch)
+    grad_sum = sum(4 * np.prod(p.shape) for p in jax.tree.leaves(
+        jax.eval_shape(lambda: rules.local(inner, block_size=1).init(
+            net, jax.random.key(0), jnp.zeros((batch, 32, 32, 3))))[0]))
+    assert local <= 1.05 * (max(blocks) + grad_sum), (local, blocks, grad_sum)
+    assert local < 0.7 * whole, (local, whole)
+
+
+def temp_of(net, rule, T, batch):
+    return compiled(net, rule, T, batch, (32, 32, 3), "temp_bytes", optax.sgd(0.1))

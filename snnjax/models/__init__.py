@@ -1,5 +1,6 @@
-"""Spiking models: per-time-step flax modules that train under every rule."""
+"""Spiking models: flax modules over chunks of time that train under every rule."""
 
+from snnjax.models.base import Block as Block
 from snnjax.models.base import ConvUnit as ConvUnit
 from snnjax.models.base import DenseUnit as DenseUnit
 from snnjax.models.base import SpikingSequential as SpikingSequential

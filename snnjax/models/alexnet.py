@@ -50,7 +50,7 @@ def alexnet(
       fc: widths of the hidden FC layers.
 
     Returns:
-      a :class:`SpikingSequential` taking ``[B, H, W, C]`` per step.
+      a :class:`SpikingSequential` taking chunks ``[C, B, H, W, Ci]``.
     """
     if pool not in ("avg", "max"):
         raise ValueError(f"AlexNet pool must be 'max' or 'avg', got {pool!r}")

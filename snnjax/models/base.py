@@ -1,43 +1,63 @@
-"""The per-step model container and its building units.
+"""The model container and its building units, all over chunks of time.
 
-A model is a :class:`SpikingSequential`: a list of *units* (each ``(x_t, train) -> x_t``,
-typically synapse → [BatchNorm] → LIF → [scale] → [pool] → [dropout]) and a readout.
-Applied to one time step it returns the readout's logits ``[B, C]``. Local learning
-(Guo et al.) asks it for block outputs by passing ``blocks``: each block's input is cut with
-``stop_gradient`` and each block ends in its own head (the last block's head is the readout).
-The model knows nothing else of rules.
+A model is any flax module ``(xs [C, B, ...], train) -> logits [C, B, classes]`` built from
+snnjax neurons and synapses and flax's stateless layers (``docs/models.md``).
+:class:`SpikingSequential` is ours: a list of *units* (each ``(x, train) -> x`` on chunks,
+typically synapse → [BatchNorm] → neuron → [scale] → [dropout] → [pool]) and a readout.
+Local learning (Guo et al.) needs to know where blocks can start: a model says so with a
+:meth:`SpikingSequential.split` method, which :func:`snnjax.rules.local` calls. The model
+knows nothing else of rules.
 """
 
 from __future__ import annotations
 
+import inspect
 from typing import Sequence
 
 import flax.linen as nn
 import jax
 
-
-from snnjax.layers import LIF, Conv, Dense, Readout, pool_layer
+from snnjax.layers import BatchNorm, Conv, Dense, Dropout, Readout, pool_layer
 from snnjax.neuron import LIFParams
+from snnjax.neurons import LIF, SpikingNeuron
 
-__all__ = ["SpikingSequential", "DenseUnit", "ConvUnit", "Blocks"]
-
-Blocks = tuple[tuple[int, int], ...]
+__all__ = ["SpikingSequential", "Block", "DenseUnit", "ConvUnit", "neuron_layer"]
 
 
-def _batch_norm(train: bool) -> nn.Module:
-    # Per-time-step BatchNorm (SPEC §5): statistics of this step's batch, running stats
-    # updated at every step (PyTorch momentum 0.1 == flax momentum 0.9).
-    return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5)
+def neuron_layer(neuron: LIFParams | SpikingNeuron) -> SpikingNeuron:
+    """A neuron layer from LIF parameters, or the given neuron module (IF, PLIF, ...), which
+    flax has already bound as the unit's child ``neuron``."""
+    if isinstance(neuron, LIFParams):
+        return LIF(neuron)
+    if isinstance(neuron, SpikingNeuron):
+        return neuron
+    raise ValueError(f"neuron must be LIFParams or a SpikingNeuron module, got {neuron!r}")
+
+
+def trace_decay_of(neuron: LIFParams | SpikingNeuron) -> float:
+    """λ of the presynaptic trace behind ``neuron`` (0.5 when it has no fixed λ: OTTT
+    refuses such neurons before this value could matter)."""
+    if isinstance(neuron, LIFParams):
+        return neuron.decay
+    return neuron.trace_decay if neuron.fixed_decay else 0.5
+
+
+def call_unit(unit: nn.Module, x: jax.Array, train: bool) -> jax.Array:
+    """``unit(x, train=train)``, or ``unit(x)`` for a layer without a ``train`` argument
+    (flax's stateless layers)."""
+    if "train" in inspect.signature(type(unit).__call__).parameters:
+        return unit(x, train=train)
+    return unit(x)
 
 
 class DenseUnit(nn.Module):
-    """Flatten → Dense → [BatchNorm] → LIF → [dropout]: ``[B, ...] -> spikes [B, features]``.
+    """Flatten → Dense → [BatchNorm] → neuron → [dropout]: ``[C, B, ...] -> [C, B, features]``.
 
     ``first=True`` marks the synapse on the raw input, which OTTT does not trace.
     """
 
     features: int
-    neuron: LIFParams = LIFParams()
+    neuron: LIFParams | SpikingNeuron = LIFParams()
     first: bool = False
     norm: bool = False
     weight_standardization: bool = False
@@ -45,31 +65,31 @@ class DenseUnit(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-        x = x.reshape(x.shape[0], -1)
+        x = x.reshape(*x.shape[:2], -1)
         x = Dense(
             self.features,
             use_bias=not self.norm,
             weight_standardization=self.weight_standardization,
             traced=not self.first,
-            trace_decay=self.neuron.decay,
+            trace_decay=trace_decay_of(self.neuron),
         )(x)
         if self.norm:
-            x = _batch_norm(train)(x)
-        s = LIF(self.neuron)(x)
+            x = BatchNorm(train=train)(x)
+        s = neuron_layer(self.neuron)(x)
         if self.dropout > 0:
-            s = nn.Dropout(self.dropout, deterministic=not train)(s)
+            s = Dropout(self.dropout, deterministic=not train)(s)
         return s
 
 
 class ConvUnit(nn.Module):
-    """Conv → [BatchNorm] → LIF → [×scale] → [dropout] → [pool] on ``[B, H, W, C]``.
+    """Conv → [BatchNorm] → neuron → [×scale] → [dropout] → [pool] on ``[C, B, H, W, Ci]``.
 
     Dropout comes before pooling, as in SLTT's VGG; a pooling that would shrink a map below
     1×1 is skipped (as PyTorch's adaptive pooling keeps 1×1).
     """
 
     features: int
-    neuron: LIFParams = LIFParams()
+    neuron: LIFParams | SpikingNeuron = LIFParams()
     first: bool = False
     kernel_size: int = 3
     strides: int = 1
@@ -88,32 +108,56 @@ class ConvUnit(nn.Module):
             use_bias=not self.norm,
             weight_standardization=self.weight_standardization,
             traced=not self.first,
-            trace_decay=self.neuron.decay,
+            trace_decay=trace_decay_of(self.neuron),
         )(x)
         if self.norm:
-            x = _batch_norm(train)(x)
-        s = LIF(self.neuron)(x)
+            x = BatchNorm(train=train)(x)
+        s = neuron_layer(self.neuron)(x)
         if self.scale != 1.0:
             s = s * self.scale
         if self.dropout > 0:
-            s = nn.Dropout(self.dropout, deterministic=not train)(s)
+            s = Dropout(self.dropout, deterministic=not train)(s)
         pool = pool_layer(self.pool)
         # Small inputs (8×8 digits in the CPU presets) run out of resolution before a deep
         # net's last pooling: keep a 1×1 map rather than pooling it away.
-        if pool is not None and min(s.shape[1:3]) >= 2:
+        if pool is not None and min(s.shape[2:4]) >= 2:
             s = pool(s)
         return s
 
 
+class Block(nn.Module):
+    """Units ``[start, end)`` of a :class:`SpikingSequential` and a head: one block of Local
+    learning. ``xs [C, B, ...] -> (features [C, B, ...], logits [C, B, classes])``.
+
+    Its variables are those of the units (as ``units_0, ...`` counted from the block's
+    start) and of the head (``head``); :func:`snnjax.rules.local` maps them to and from the
+    whole model's tree.
+    """
+
+    units: Sequence[nn.Module]
+    num_classes: int
+    readout_decay: float = 0.5
+    readout_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool = False):
+        for unit in self.units:
+            x = call_unit(unit, x, train)
+        head = Readout(self.num_classes, trace_decay=self.readout_decay,
+                       kernel_init=self.readout_init, name="head")
+        return x, head(x)
+
+
 class SpikingSequential(nn.Module):
-    """A spiking network as a per-step function ``x_t [B, ...] -> logits [B, C]``.
+    """A spiking network over chunks of time: ``xs [C, B, ...] -> logits [C, B, classes]``.
 
     Attributes:
-      units: the layers, each ``(x, train) -> x``; Local's blocks are ranges of these.
+      units: the layers, each ``(x, train) -> x`` on chunks; Local's blocks are ranges of
+        these.
       num_classes: outputs of the readout.
       readout_decay: λ of the last neuron (the readout's OTTT trace decays with it).
       readout_init: initializer of the readout's kernel.
-      input_ndim: rank of one sample (without batch) the model accepts; None for any.
+      input_ndim: rank of one sample (without T and B) the model accepts; None for any.
     """
 
     units: Sequence[nn.Module]
@@ -123,35 +167,29 @@ class SpikingSequential(nn.Module):
     input_ndim: int | None = None
 
     @nn.compact
-    def __call__(self, x: jax.Array, train: bool = False, blocks: Blocks | None = None):
-        """One time step.
+    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+        """Logits of every step of the chunk ``x [C, B, ...]``: ``[C, B, num_classes]``."""
+        for unit in self.units:
+            x = call_unit(unit, x, train)
+        head = Readout(self.num_classes, trace_decay=self.readout_decay,
+                       kernel_init=self.readout_init, name="readout")
+        return head(x)
 
-        Args:
-          x: the input at this step, ``[B, ...]``.
-          train: BatchNorm uses batch statistics and dropout is on.
-          blocks: ``((start, end), ...)`` unit ranges for Local learning, or None.
-
-        Returns:
-          logits ``[B, C]``; with ``blocks``, a tuple of one ``[B, C]`` per block.
-        """
-        ranges = ((0, len(self.units)),) if blocks is None else blocks
-        outs = []
+    @nn.nowrap
+    def split(self, ranges: Sequence[tuple[int, int]]) -> tuple[tuple[Block, dict], ...]:
+        """Local learning's blocks: for each unit range, a :class:`Block` and the map from
+        its top-level variable names to the whole model's (``{"units_0": "units_2", ...,
+        "head": "aux_head_0" | "readout"}``)."""
+        out = []
         for b, (start, end) in enumerate(ranges):
-            if b > 0:
-                x = jax.lax.stop_gradient(x)
-            for unit in self.units[start:end]:
-                x = unit(x, train=train)
             last = b == len(ranges) - 1
-            head = Readout(
-                self.num_classes,
-                trace_decay=self.readout_decay,
-                kernel_init=self.readout_init,
-                name="readout" if last else f"aux_head_{b}",
-            )
-            outs.append(head(x))
-        return outs[0] if blocks is None else tuple(outs)
+            block = Block(tuple(u.clone(parent=None) for u in self.units[start:end]),
+                          self.num_classes, self.readout_decay, self.readout_init)
+            names = {f"units_{i - start}": f"units_{i}" for i in range(start, end)}
+            names["head"] = "readout" if last else f"aux_head_{b}"
+            out.append((block, names))
+        return tuple(out)
 
+    @nn.nowrap
     def num_units(self) -> int:
         return len(self.units)
-
-

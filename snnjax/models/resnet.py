@@ -19,8 +19,9 @@ from typing import Sequence
 import flax.linen as nn
 import jax
 
-from snnjax.layers import LIF, Conv, MaxPool
-from snnjax.models.base import SpikingSequential, _batch_norm
+from snnjax.layers import BatchNorm, Conv, Dropout, MaxPool
+from snnjax.models.base import SpikingSequential
+from snnjax.neurons import LIF
 from snnjax.models.units import scaled
 from snnjax.neuron import LIFParams
 from snnjax.surrogate import triangle
@@ -32,7 +33,7 @@ _SLTT_NEURON = LIFParams.from_tau(1.1, surrogate=triangle(1.0))
 
 
 class PreActStem(nn.Module):
-    """The CIFAR stem: one 3×3 conv (no bias, untraced) ``[B, H, W, C] -> [B, H, W, features]``."""
+    """The CIFAR stem: one 3×3 conv (no bias, untraced) ``[C, B, H, W, Ci] -> [C, B, H, W, features]``."""
 
     features: int
 
@@ -45,7 +46,7 @@ class PreActStem(nn.Module):
 class PreActUnit(nn.Module):
     """One pre-activation residual unit (BN → LIF → conv, twice; the sum inside the unit).
 
-    ``[B, H, W, C] -> [B, H/strides, W/strides, features]``; input and output are the
+    ``[C, B, H, W, Ci] -> [C, B, H/strides, W/strides, features]``; input and output are the
     residual stream (membrane currents, not spikes).
     """
 
@@ -59,11 +60,11 @@ class PreActUnit(nn.Module):
         conv = lambda f, k, s, p: Conv(  # noqa: E731
             f, k, strides=s, padding=p, trace_decay=self.neuron.decay
         )
-        s = LIF(self.neuron)(_batch_norm(train)(x))
+        s = LIF(self.neuron)(BatchNorm(train=train)(x))
         y = conv(self.features, 3, self.strides, 1)(s)
-        y = LIF(self.neuron)(_batch_norm(train)(y))
+        y = LIF(self.neuron)(BatchNorm(train=train)(y))
         if self.dropout > 0:
-            y = nn.Dropout(self.dropout, deterministic=not train)(y)
+            y = Dropout(self.dropout, deterministic=not train)(y)
         y = conv(self.features, 3, 1, 1)(y)
         if self.strides != 1 or x.shape[-1] != self.features:
             shortcut = conv(self.features, 1, self.strides, 0)(s)
@@ -86,14 +87,14 @@ class PreActHead(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-        s = LIF(self.neuron)(_batch_norm(train)(x))
+        s = LIF(self.neuron)(BatchNorm(train=train)(x))
         if self.pool == "max":
-            h, w = s.shape[1:3]
+            h, w = s.shape[2:4]
             if h != w:
                 raise ValueError(f"global max pooling needs a square map, got {h}×{w}")
             s = MaxPool(h)(s)
         if self.dropout > 0:
-            s = nn.Dropout(self.dropout, deterministic=not train)(s)
+            s = Dropout(self.dropout, deterministic=not train)(s)
         return s
 
 
@@ -119,7 +120,7 @@ def preact_resnet(
       channels: widths of the stages (the first stage has stride 1, the others 2).
 
     Returns:
-      a :class:`SpikingSequential` taking ``[B, H, W, C]`` per step, ``H, W`` ≥ 8.
+      a :class:`SpikingSequential` taking chunks ``[C, B, H, W, Ci]``, ``H, W`` ≥ 8.
     """
     if pool not in ("avg", "max"):
         raise ValueError(f"ResNet pool must be 'avg' or 'max', got {pool!r}")

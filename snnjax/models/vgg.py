@@ -21,8 +21,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from snnjax.layers import LIF, Conv, Readout
-from snnjax.models.base import Blocks, ConvUnit, SpikingSequential
+from snnjax.layers import Conv, Dropout, Readout
+from snnjax.models.base import ConvUnit, SpikingSequential
+from snnjax.neurons import LIF
 from snnjax.models.units import scaled
 from snnjax.models.zoo import VGG11_CFG
 from snnjax.neuron import LIFParams
@@ -72,7 +73,7 @@ def vgg11_bn(
       cfg: channels and ``"A"`` (pool) entries.
 
     Returns:
-      a :class:`SpikingSequential` of 8 conv units taking ``[B, H, W, C]`` per step.
+      a :class:`SpikingSequential` of 8 conv units taking chunks ``[C, B, H, W, Ci]``.
     """
     units = _vgg_units(
         cfg, width=width, pool=pool, neuron=neuron, norm=True, dropout=dropout
@@ -90,11 +91,12 @@ def vgg11_bn(
 
 
 class FeedbackStem(nn.Module):
-    """First layer of VGG-F: ``LIF(conv(x) + conv_fb(up(feedback))) × scale``.
+    """First layer of VGG-F, one step: ``LIF(conv(x) + conv_fb(up(feedback))) × scale``.
 
-    ``feedback`` is the last layer's output at the previous step ``[B, h, w, C_L]`` (zeros at
-    the first step), upsampled (nearest) to the input's resolution. (At the first step the
-    paper skips the feedback conv; here its input is zero, so only its bias is added.)
+    ``x [1, B, H, W, C]``; ``feedback`` is the last layer's output at the previous step
+    ``[1, B, h, w, C_L]`` (zeros at the first step), upsampled (nearest) to the input's
+    resolution. (At the first step the paper skips the feedback conv; here its input is
+    zero, so only its bias is added.)
     """
 
     features: int
@@ -108,19 +110,19 @@ class FeedbackStem(nn.Module):
         current = Conv(
             self.features, padding=1, weight_standardization=True, traced=False,
         )(x)
-        b, h, w, _ = current.shape
+        c, b, h, w, _ = current.shape
         if feedback is None:  # initialising: no previous step, a zero map of the right shape
-            up = jnp.zeros((b, h, w, self.feedback_features), current.dtype)
+            up = jnp.zeros((c, b, h, w, self.feedback_features), current.dtype)
         else:
-            fy, fx = h // feedback.shape[1], w // feedback.shape[2]
-            up = jnp.repeat(jnp.repeat(feedback, fy, axis=1), fx, axis=2)
+            fy, fx = h // feedback.shape[2], w // feedback.shape[3]
+            up = jnp.repeat(jnp.repeat(feedback, fy, axis=2), fx, axis=3)
         current = current + Conv(
             self.features, padding=1, kernel_init=nn.initializers.zeros,
             trace_decay=self.neuron.decay, name="feedback_conv",
         )(up)
         s = LIF(self.neuron)(current) * self.scale
         if self.dropout > 0:
-            s = nn.Dropout(self.dropout, deterministic=not train)(s)
+            s = Dropout(self.dropout, deterministic=not train)(s)
         return s
 
 
@@ -128,34 +130,37 @@ class FeedbackSequential(SpikingSequential):
     """A :class:`SpikingSequential` whose first unit also receives the last unit's output of
     the previous step (VGG-F). ``units[0]`` is a :class:`FeedbackStem`.
 
-    The fed-back map is stored (without gradient) in the ``"neuron"`` collection as
-    ``feedback``, so it starts at zero for every batch and is carried by every rule's time loop
-    like a membrane potential.
+    The feedback couples the layers from step to step, so a chunk runs step by step through
+    the whole network (unrolled over the chunk). The fed-back map is stored (without
+    gradient) in the ``"neuron"`` collection as ``feedback``, so it starts at zero for every
+    batch and is carried by every rule's time loop like a membrane potential. Local learning
+    cannot split it (the feedback crosses every block).
     """
 
     @nn.compact
-    def __call__(self, x: jax.Array, train: bool = False, blocks: Blocks | None = None):
-        """One time step; arguments and returns as :meth:`SpikingSequential.__call__`."""
-        ranges = ((0, len(self.units)),) if blocks is None else blocks
+    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+        """Logits of every step of the chunk ``x [C, B, ...]``: ``[C, B, num_classes]``."""
         have = self.has_variable("neuron", "feedback")
         feedback = self.get_variable("neuron", "feedback") if have else None
+        head = Readout(self.num_classes, trace_decay=self.readout_decay,
+                       kernel_init=self.readout_init, name="readout")
         outs = []
-        for b, (start, end) in enumerate(ranges):
-            if b > 0:
-                x = jax.lax.stop_gradient(x)
-            for i, unit in enumerate(self.units[start:end], start):
-                x = unit(x, feedback, train=train) if i == 0 else unit(x, train=train)
-            last = b == len(ranges) - 1
-            head = Readout(
-                self.num_classes,
-                trace_decay=self.readout_decay,
-                kernel_init=self.readout_init,
-                name="readout" if last else f"aux_head_{b}",
-            )
-            outs.append(head(x))
+        for c in range(x.shape[0]):
+            h = x[c:c + 1]
+            for i, unit in enumerate(self.units):
+                h = unit(h, feedback, train=train) if i == 0 else unit(h, train=train)
+            feedback = jax.lax.stop_gradient(h)
+            outs.append(head(h))
         if not self.is_initializing() and self.is_mutable_collection("neuron"):
-            self.put_variable("neuron", "feedback", jax.lax.stop_gradient(x))
-        return outs[0] if blocks is None else tuple(outs)
+            self.put_variable("neuron", "feedback", feedback)
+        return jnp.concatenate(outs, axis=0)
+
+    @nn.nowrap
+    def split(self, ranges):
+        raise ValueError(
+            "VGG-F's feedback connects the last block to the first: Local learning cannot "
+            "split it into blocks"
+        )
 
 
 def vgg11f_sws(
@@ -172,7 +177,7 @@ def vgg11f_sws(
     Args as :func:`snnjax.models.vgg11_sws` (``cfg`` channels and ``"A"`` average pools).
 
     Returns:
-      a :class:`FeedbackSequential` taking ``[B, H, W, C]`` per step.
+      a :class:`FeedbackSequential` taking chunks ``[C, B, H, W, Ci]``.
     """
     rest = _vgg_units(
         cfg, width=width, pool="avg", neuron=neuron, norm=False, weight_standardization=True,

@@ -1,11 +1,14 @@
-"""Training rules: how gradients flow through time, each a :class:`Rule` value."""
+"""Training rules: how gradients flow through time, each a value (:class:`Rule`)."""
 
 from snnjax.rules.base import Aux as Aux
-from snnjax.rules.base import BlockSpec as BlockSpec
-from snnjax.rules.base import Forward as Forward
 from snnjax.rules.base import Rule as Rule
+from snnjax.rules.base import Temporal as Temporal
 from snnjax.rules.bptt import bptt as bptt
+from snnjax.rules.engine import Plan as Plan
+from snnjax.rules.local import Local as Local
 from snnjax.rules.local import local as local
+from snnjax.rules.online import Online as Online
+from snnjax.rules.online import online as online
 from snnjax.rules.ottt import ottt as ottt
 from snnjax.rules.ottt import ottt_a as ottt_a
 from snnjax.rules.ottt import ottt_o as ottt_o
@@ -18,12 +21,14 @@ NAMES = ("bptt", "tbptt", "local", "tbptt-local", "sltt", "sltt-k", "ottt-a", "o
 
 
 def by_name(
-    name: str, *, window: int = 2, block_size: int = 1, K: int = 1, online: bool = False
+    name: str, *, window: int = 2, block_size: int = 1, K: int = 1, online: bool = False,
+    chunk: int | None = None,
 ) -> Rule:
     """Build a rule from its CLI name and the rules' parameters.
 
     ``tbptt`` uses ``window`` (and ``online``); ``local`` wraps BPTT and ``tbptt-local`` wraps
-    TBPTT(window), both with ``block_size``; ``sltt-k`` uses ``K``.
+    TBPTT(window), both with ``block_size``; ``sltt-k`` uses ``K``; ``chunk`` is the schedule
+    of ``sltt``, ``sltt-k`` and ``ottt-a``.
     """
     key = name.replace("_", "-").lower()
     if key == "bptt":
@@ -35,11 +40,11 @@ def by_name(
     if key == "tbptt-local":
         return local(tbptt(window, online=online), block_size=block_size)
     if key == "sltt":
-        return sltt()
+        return sltt(chunk=chunk)
     if key == "sltt-k":
-        return sltt_k(K)
+        return sltt_k(K, chunk=chunk)
     if key == "ottt-a":
-        return ottt(online=False)
+        return ottt(online=False, chunk=chunk)
     if key == "ottt-o":
         return ottt(online=True)
     raise ValueError(f"unknown rule {name!r}; choose one of {', '.join(NAMES)}")

@@ -1,397 +1,316 @@
-"""The rule interface shared by every training rule, and the forward pass rules drive.
+"""What every rule shares: the public interface, and the temporal rules as data.
 
-A rule is a :class:`Rule` value (like an optax ``GradientTransformation``): a name and pure
-functions, built by a factory (``bptt()``, ``tbptt(k=4)``, ``sltt()``, ``sltt_k(K=2)``,
-``ottt(online=False)``, ``local(inner=..., block_size=2)``). Every rule is used the same way:
+A rule is a frozen dataclass (like an optax ``GradientTransformation``, a value): built by a
+factory (``bptt()``, ``tbptt(k=4)``, ``sltt(chunk=8)``, ``sltt_k(K=2)``, ``ottt()``,
+``local(inner, block_size=2)``, ``online(inner)``), equal and hashed by value, so it can be
+a jit static argument. What it *is* lives in its fields; the engine
+(:mod:`snnjax.rules.engine`) and :mod:`snnjax.cost` read them through :meth:`Rule.plan`.
+Every rule is used the same way:
 
     loss, aux, grads = rule.value_and_grad(model, params, state, xs, ys, loss=..., key=...)
-    params, opt_state, state, loss, out = rule.update(model, params, opt_state, state, xs, ys,
-                                                      loss=..., key=..., optimizer=...)
+    params, opt_state, state, loss, logits = rule.update(model, params, opt_state, state,
+                                                         xs, ys, loss=..., key=...,
+                                                         optimizer=...)
 
 with ``xs [T, B, ...]`` (time-major) and ``ys [B]`` integer labels. ``state`` holds the
-persistent collections (BatchNorm's ``batch_stats``); neuron potentials and traces start at 0
+persistent collections (BatchNorm's ``batch_stats``); neuron states and traces start at 0
 for every batch. The training step never branches on which rule it has.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Mapping, NamedTuple
+from typing import Any
 
+import flax
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 import optax
 
-from snnjax.layers import standardize_params
+from snnjax.layers import Conv, Dense
 from snnjax.losses import Loss
+from snnjax.neurons import CUT, KEEP, SpikingNeuron
+from snnjax.rules.engine import TRANSIENT, Aux, Plan, Stage, run
 
-__all__ = ["Rule", "Forward", "Aux", "BlockSpec", "TRANSIENT", "windowed_grad", "tree_zeros"]
+__all__ = ["Rule", "Temporal", "Aux", "TRANSIENT", "check_model"]
 
 PyTree = Any
-TRANSIENT = ("neuron", "trace")  # reset to zero for every batch
 
 
-class Aux(NamedTuple):
-    """What a rule returns besides loss and gradients.
-
-    Attributes:
-      logits: the readout's logits summed over time, ``[B, C]`` (argmax is the prediction;
-        the last head under Local). Summed in the loop, so no ``[T, B, C]`` is kept.
-      state: the updated persistent collections (e.g. ``{"batch_stats": ...}``).
-    """
-
-    logits: jax.Array
-    state: PyTree
+def _positive_int(value, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{what} must be an integer >= 1, got {value!r}")
+    return value
 
 
-def tree_zeros(tree: PyTree) -> PyTree:
-    return jax.tree.map(jnp.zeros_like, tree)
-
-
-def _tree_add(a: PyTree, b: PyTree) -> PyTree:
-    return jax.tree.map(jnp.add, a, b)
-
-
-@dataclasses.dataclass(frozen=True)
-class BlockSpec:
-    """Where Local learning cuts the model: every ``block_size`` units, or at ``boundaries``.
-
-    ``boundaries=(2, 4)`` on a 6-unit model gives blocks [0, 2), [2, 4), [4, 6).
-    """
-
-    block_size: int | None = None
-    boundaries: tuple[int, ...] | None = None
-
-    def __post_init__(self):
-        if (self.block_size is None) == (self.boundaries is None):
-            raise ValueError("Local blocks: give exactly one of block_size or boundaries")
-        if self.block_size is not None and self.block_size < 1:
-            raise ValueError(f"Local blocks: block_size must be >= 1, got {self.block_size}")
-
-    def ranges(self, num_units: int) -> tuple[tuple[int, int], ...]:
-        if self.boundaries is not None:
-            cuts = tuple(int(b) for b in self.boundaries)
-            if any(not 0 < b < num_units for b in cuts) or list(cuts) != sorted(set(cuts)):
-                raise ValueError(
-                    f"Local blocks: boundaries {cuts} must be strictly increasing and inside "
-                    f"the model's units (0, {num_units})"
-                )
-        else:
-            cuts = tuple(range(self.block_size, num_units, self.block_size))
-        edges = (0, *cuts, num_units)
-        return tuple(zip(edges[:-1], edges[1:]))
-
-
-@dataclasses.dataclass(frozen=True)
-class Forward:
-    """How a rule runs the model for one step: train mode, OTTT traces on, Local blocks.
-
-    ``pre_reset=True`` makes the neurons carry their pre-reset potential ``u`` instead of the
-    post-reset ``v`` (:func:`snnjax.neuron.lif_step_pre_reset`): the same function, chosen by
-    the per-step rules because then the carried state is also the surrogate's residual.
-    """
-
-    model: nn.Module
-    train: bool = True
-    traced: bool = False
-    blocks: tuple[tuple[int, int], ...] | None = None
-    pre_reset: bool = False
-
-    @property
-    def transient(self) -> tuple[str, ...]:
-        return ("neuron", "trace") if self.traced else ("neuron",)
-
-    def _apply(self, variables, x_t, key, mutable):
-        rngs = {"dropout": key} if (self.train and key is not None) else {}
-        return self.model.apply(
-            variables, x_t, train=self.train, blocks=self.blocks, rngs=rngs, mutable=mutable
-        )
-
-    def init_carry(self, params: PyTree, state: PyTree, x0: jax.Array) -> dict:
-        """Zero neuron state (and traces) for this batch, plus the persistent ``state``."""
-        mutable = list(self.transient) + list(state)
-        shapes = jax.eval_shape(
-            lambda: self._apply({"params": params, **state}, x0, jax.random.key(0), mutable)[1]
-        )
-        zeros = lambda s: jnp.zeros(s.shape, s.dtype)  # noqa: E731
-        carry = {c: jax.tree.map(zeros, shapes[c]) for c in self.transient if c in shapes}
-        if self.pre_reset and "neuron" in carry:
-            # The LIF layers find "u" and carry the pre-reset potential (zero either way).
-            carry["neuron"] = _rename_leaves(carry["neuron"], "v", "u")
-        return {**carry, **state}
-
-    def step(self, params: PyTree, carry: dict, x_t: jax.Array, key) -> tuple[tuple, dict]:
-        """One time step: ``(heads, carry)``; ``heads`` is a tuple of logits ``[B, C]``."""
-        outs, new = self._apply({"params": params, **carry}, x_t, key, list(carry))
-        outs = outs if isinstance(outs, tuple) else (outs,)
-        # Keep the carry's dtypes (e.g. float32 BatchNorm statistics under float64 inputs),
-        # as lax.scan requires.
-        new = jax.tree.map(lambda n, c: n.astype(c.dtype), dict(new), {k: carry[k] for k in new})
-        return outs, {**carry, **new}
-
-    def run(self, params, carry, xs, key):
-        """Scan :meth:`step` over ``xs [T, ...]``: ``(carry, heads)``, each head ``[T, B, C]``."""
-
-        def body(c, x_t):
-            outs, c = self.step(params, c, x_t, key)
-            return c, outs
-
-        return jax.lax.scan(body, carry, xs)
-
-
-def _rename_leaves(tree: Mapping, old: str, new: str) -> dict:
-    return {
-        (new if k == old and not isinstance(v, Mapping) else k):
-        (_rename_leaves(v, old, new) if isinstance(v, Mapping) else v)
-        for k, v in tree.items()
-    }
-
-
-def _leaf_names(tree: Mapping) -> set[str]:
-    names = set()
-    for k, v in tree.items():
-        names |= _leaf_names(v) if isinstance(v, Mapping) else {k}
-    return names
-
-
-def _unstandardize(params: PyTree) -> Callable[[PyTree], tuple]:
-    """VJP of :func:`~snnjax.layers.standardize_params` at ``params``, its forward redone."""
-
-    def vjp(cotangent):
-        # Tied to the loop's output by the barrier, the standardisation is recomputed after
-        # the loop; a plain jax.vjp would keep its weight-sized residuals through the loop.
-        p, cotangent = jax.lax.optimization_barrier((params, cotangent))
-        return jax.vjp(standardize_params, p)[1](cotangent)
-
-    return vjp
-
-
-def _heads_loss(loss: Loss, heads: tuple, ys: jax.Array, T: int) -> jax.Array:
-    """Per-step loss summed over a chunk of steps and over heads, divided by the full T."""
-    per_head = [jax.vmap(loss.step, in_axes=(0, None))(o, ys).sum() for o in heads]
-    return sum(per_head) / T
-
-
-def windowed_grad(
-    fwd: Forward,
-    params: PyTree,
-    state: PyTree,
-    xs: jax.Array,
-    ys: jax.Array,
-    *,
-    loss: Loss,
-    key,
-    window: int,
-    selected: jax.Array | None = None,
-    optimizer: optax.GradientTransformation | None = None,
-    opt_state: PyTree = None,
-    pre_reset: bool | None = None,
-):
-    """The engine of every rule that cuts time: gradients computed *inside* the time loop.
-
-    ``xs`` is split into windows of ``window`` steps (a shorter last one if needed). A
-    ``lax.scan`` over windows carries (neuron state, gradient sum, loss sum[, params,
-    optimizer state]); its body takes ``value_and_grad`` of one window's loss with the
-    incoming state as a constant, so stored residuals cover one window: memory O(window),
-    not O(T). ``window=1`` is SLTT/OTTT, ``window=T`` is BPTT.
-
-    Args:
-      selected: optional bool ``[T]`` (window 1, no in-loop optimizer): backward only where
-        True, via ``lax.cond`` so that other steps really skip it (SLTT-K). A selected
-        step's backward replays it from the new potentials (``layers.LIF``'s ``u_replay``)
-        when the neurons' potentials are the only transient state.
-      optimizer: if given, apply it after every window (OTTT_O, TBPTT with online updates).
-      pre_reset: carry the neurons' pre-reset potential (``Forward.pre_reset``); default:
-        when ``window == 1``, where it takes less memory (same results either way).
-
-    Returns:
-      ``(loss, Aux, grad_sum, params, opt_state)``; loss is Σ over all T steps.
-    """
-    T = xs.shape[0]
-    if selected is not None and (window != 1 or optimizer is not None):
-        raise ValueError("windowed_grad: selected steps need window=1 and no in-loop optimizer")
-    if pre_reset is None:
-        pre_reset = window == 1
-    if pre_reset:
-        # One step per window: carry the neurons' pre-reset potential, which is also the
-        # residual of their surrogate gradient, so the loop keeps one buffer per layer where
-        # carrying v keeps two (SLTT on VGG-11 at batch 128: -36 % memory).
-        fwd = dataclasses.replace(fwd, pre_reset=True)
-    carry0 = fwd.init_carry(params, state, xs[0])
-    # SLTT-K replays selected steps from the neurons' u[t] when that is all the transient
-    # state there is (a model keeping more, e.g. a fed-back map, takes the lax.cond path).
-    replay = (selected is not None and pre_reset and not fwd.traced
-              and _leaf_names(carry0.get("neuron", {})) <= {"u"})
-    online = optimizer is not None
-    if online:
-        p0, unstandardize = params, None
-    else:
-        # Parameters are fixed for the whole batch: standardise the weights once, sum the
-        # gradients w.r.t. the standardised kernels over time and map the sum back once.
-        p0, unstandardize = standardize_params(params), _unstandardize(params)
-
-    def window_loss(p, carry, xw):
-        carry, heads = fwd.run(p, carry, xw, key)
-        return _heads_loss(loss, heads, ys, T), (heads[-1].sum(axis=0), carry)
-
-    value_and_grad = jax.value_and_grad(window_loss, has_aux=True)
-
-    def forward_backward(p, carry, xw):
-        (value, aux), g = value_and_grad(p, carry, xw)
-        return value, aux, g
-
-    # SLTT-K without replay: the two branches both return the new gradient sum, so that a
-    # skipped step adds nothing rather than a tree of zeros. The neuron state crosses the
-    # lax.cond, which XLA:CPU copies (VGG-11, batch 128: 887 MiB against 761 replaying).
-    def with_backward(p, carry, xw, g_sum):
-        value, aux, g = forward_backward(p, carry, xw)
-        return value, aux, _tree_add(g_sum, g)
-
-    def without_backward(p, carry, xw, g_sum):
-        value, aux = window_loss(p, carry, xw)
-        return value, aux, g_sum
-
-    def body(acc, xw, sel):
-        p, o_state, carry, g_sum, l_sum, logits = acc
-        p = p if online else p0  # fixed parameters are closed over, not carried
-        if sel is None:
-            value, (out, carry), g = forward_backward(p, carry, xw)
-            g_sum = _tree_add(g_sum, g)
-        elif replay:
-            # SLTT-K: the forward (state updated in place), then, at a selected step, the
-            # backward of a replay of the step from the new potentials u[t] (one more forward
-            # pass at K steps). Only the gradient sum crosses the lax.cond.
-            value, (out, carry) = window_loss(p, carry, xw)
-            replayed = {**carry, "neuron": _rename_leaves(carry["neuron"], "u", "u_replay")}
-
-            def backward(gs):
-                g = jax.grad(lambda q: window_loss(q, replayed, xw)[0])(p)
-                return _tree_add(gs, g)
-
-            g_sum = jax.lax.cond(sel, backward, lambda gs: gs, g_sum)
-        else:
-            value, (out, carry), g_sum = jax.lax.cond(
-                sel, with_backward, without_backward, p, carry, xw, g_sum
-            )
-        if online:
-            updates, o_state = optimizer.update(g, o_state, p)
-            p = optax.apply_updates(p, updates)
-        return p if online else None, o_state, carry, g_sum, l_sum + value, logits + out
-
-    def scan_body(acc_i, _):
-        # Slice the window out of the closed-over xs: scanning over a reshaped copy of xs
-        # made XLA copy the whole input into the loop (O(T) temp memory). The window index
-        # is carried, not scanned over, so that no [T] index array is kept either.
-        acc, i = acc_i
-        xw = jax.lax.dynamic_slice_in_dim(xs, i * window, window)
-        sel = None if selected is None else selected[i * window]
-        return (body(acc, xw, sel), i + 1), None
-
-    n_full, rest = divmod(T, window)
-    value0, (logits0, _) = jax.eval_shape(window_loss, p0, carry0, xs[:1])
-    zeros = lambda s: jnp.zeros(s.shape, s.dtype)  # noqa: E731
-    acc = (p0 if online else None, opt_state, carry0, tree_zeros(p0), zeros(value0),
-           zeros(logits0))
-    (acc, _), _ = jax.lax.scan(scan_body, (acc, jnp.int32(0)), None, length=n_full)
-    if rest:
-        acc = body(acc, xs[n_full * window :], None if selected is None else selected[-1])
-    p, o_state, carry, g_sum, l_sum, logits = acc
-    if not online:
-        (g_sum,) = unstandardize(g_sum)
-        p = params
-    new_state = {c: carry[c] for c in state}
-    return l_sum, Aux(logits, new_state), g_sum, p, o_state
-
-
-GradFn = Callable[..., tuple]  # (fwd, params, state, xs, ys, *, loss, key) -> (loss, Aux, grads)
-OnlineFn = Callable[..., tuple]  # (..., optimizer, opt_state) -> (loss, Aux, grads, params, opt_state)
-
-
-class Rule(NamedTuple):
-    """A training rule: how gradients flow through time, as a value.
-
-    Attributes:
-      name: a short name (``"bptt"``, ``"tbptt(k=4)"``, ``"local(sltt)"``, ...).
-      grad_fn: ``(fwd, params, state, xs, ys, *, loss, key) -> (loss, Aux, grads)``.
-      online_fn: for rules that step the optimizer inside the time loop (OTTT_O, TBPTT with
-        ``online=True``): ``(fwd, ..., optimizer=, opt_state=) -> (loss, Aux, grads, params,
-        opt_state)``; None for rules that update once per batch.
-      traced: the forward pass keeps OTTT's presynaptic traces.
-      blocks: Local learning's block split, or None.
-      check: ``check(T)`` raises ValueError for an impossible setting (window > T, K > T).
-      rate_loss_ok: whether the rule can take a loss that couples all steps (BPTT only).
-      memory: the rule's training memory in T, for docs and tables ("O(T)", "O(1)", ...).
-      updates_per_batch: ``updates_per_batch(T)``, optimizer steps per batch (T for OTTT_O,
-        the number of windows for online TBPTT, else 1): schedules stepped per epoch need it.
-    """
+class Rule:
+    """The interface shared by every rule. Subclasses are frozen dataclasses defining
+    ``name``, ``memory``, :meth:`plan`, :meth:`stages` and :meth:`updates_per_batch`."""
 
     name: str
-    grad_fn: GradFn
-    online_fn: OnlineFn | None = None
-    traced: bool = False
-    blocks: BlockSpec | None = None
-    check: Callable[[int], None] = lambda T: None
-    rate_loss_ok: bool = False
-    memory: str = "O(T)"
-    updates_per_batch: Callable[[int], int] = lambda T: 1
+    memory: str
 
-    # -- the public interface ---------------------------------------------------------
+    # -- what the rule is, read by the engine and by cost --------------------------------
 
-    def forward(self, model: nn.Module, *, train: bool = True) -> Forward:
-        """The forward pass this rule drives on ``model``."""
-        blocks = None
-        if self.blocks is not None:
-            blocks = self.blocks.ranges(len(model.units))
-        return Forward(model, train=train, traced=self.traced, blocks=blocks)
+    def plan(self, T: int) -> Plan:
+        """What the engine does for a batch of T steps."""
+        raise NotImplementedError
+
+    def stages(self, model: nn.Module) -> tuple[Stage, ...]:
+        """The model as the pieces the engine runs in order (one unless Local)."""
+        return (Stage(model),)
+
+    def updates_per_batch(self, T: int) -> int:
+        """Optimizer steps per batch of T steps (schedules stepped per epoch need it)."""
+        return 1
+
+    @property
+    def rate_loss_ok(self) -> bool:
+        """Whether the rule can take a loss coupling all steps (the rate loss)."""
+        return False
+
+    @property
+    def temporal(self) -> "Temporal":
+        """The temporal rule inside any wrappers (what is cut, traced, selected)."""
+        raise NotImplementedError
+
+    # -- the public interface -------------------------------------------------------------
 
     def init(self, model: nn.Module, key, x_t: jax.Array) -> tuple[PyTree, PyTree]:
         """Initialise ``(params, state)`` from one time step ``x_t [B, ...]``.
 
         Under Local the parameters include the auxiliary heads.
         """
-        fwd = self.forward(model, train=False)
-        variables = model.init(key, x_t, train=False, blocks=fwd.blocks)
+        variables = model.init(key, x_t[None], train=False)
         params = variables["params"]
-        state = {k: v for k, v in variables.items() if k != "params" and k not in TRANSIENT}
+        skip = set(TRANSIENT) | {"params", "history"}
+        state = {k: v for k, v in variables.items() if k not in skip}
         return params, state
 
     def validate(self, T: int, loss: Loss) -> None:
         """Raise ValueError before compiling when the rule cannot run with this T and loss."""
         if T < 1:
             raise ValueError(f"T (time steps) must be >= 1, got {T}")
-        self.check(T)
+        self.plan(T)  # each rule's own checks (window > T, K > T, ...)
         if loss.kind != "per_step" and not self.rate_loss_ok:
             raise ValueError(
-                f"rule {self.name} needs the per-step loss (SPEC §2); the rate loss couples all "
-                "time steps and only BPTT can use it"
+                f"rule {self.name} needs the per-step loss (docs/rules.md); the rate loss "
+                "couples all time steps and only BPTT can use it"
             )
 
     def value_and_grad(self, model, params, state, xs, ys, *, loss: Loss, key=None):
         """Loss, aux and gradients for one batch ``xs [T, B, ...]``, ``ys [B]``.
 
-        For OTTT_O this is the gradient summed over steps at fixed weights (OTTT_A's); its
-        in-loop updates happen in :meth:`update`.
+        ``loss`` is Σ over all T steps (and Local's heads); ``aux.logits`` the readout's
+        logits summed over time ``[B, classes]``. For rules with in-loop updates (OTTT_O)
+        this is the gradient summed over steps at fixed weights; the updates happen in
+        :meth:`update`.
         """
-        self.validate(xs.shape[0], loss)
-        return self.grad_fn(self.forward(model), params, state, xs, ys, loss=loss, key=key)
+        T = xs.shape[0]
+        self.validate(T, loss)
+        plan = dataclasses.replace(self.plan(T), online=False)
+        stages = self.stages(model)
+        check_model(stages, params, state, xs, plan)
+        value, aux, grads, _, _ = run(stages, params, state, xs, ys, loss=loss, key=key,
+                                      plan=plan)
+        return value, aux, grads
 
     def update(self, model, params, opt_state, state, xs, ys, *, loss, key, optimizer):
         """One training step on a batch: ``(params, opt_state, state, loss, logits)``.
 
-        ``logits`` are the readout's outputs summed over time, ``[B, C]``.
+        ``logits`` are the readout's outputs summed over time, ``[B, classes]``.
         """
         if optimizer is None:
             raise ValueError(f"rule {self.name} needs an optax optimizer to update parameters")
-        self.validate(xs.shape[0], loss)
-        fwd = self.forward(model)
-        if self.online_fn is not None:
-            value, aux, _, params, opt_state = self.online_fn(
-                fwd, params, state, xs, ys, loss=loss, key=key,
-                optimizer=optimizer, opt_state=opt_state,
-            )
+        T = xs.shape[0]
+        self.validate(T, loss)
+        plan = self.plan(T)
+        stages = self.stages(model)
+        check_model(stages, params, state, xs, plan)
+        value, aux, grads, new_params, new_opt_state = run(
+            stages, params, state, xs, ys, loss=loss, key=key, plan=plan,
+            optimizer=optimizer, opt_state=opt_state,
+        )
+        if not plan.online:
+            updates, new_opt_state = optimizer.update(grads, opt_state, params)
+            new_params = optax.apply_updates(params, updates)
+        return new_params, new_opt_state, aux.state, value, aux.logits
+
+
+@dataclasses.dataclass(frozen=True)
+class Temporal(Rule):
+    """A rule defined by how gradients flow through time (SPEC §3).
+
+    Attributes:
+      window: truncation window k (TBPTT); None for the whole sequence. All carried state is
+        a constant at window boundaries.
+      cut: cut every temporal route ``v[t-1] → u[t]`` (SLTT, OTTT).
+      traces: presynaptic traces in the weight gradient (OTTT).
+      K: backward only at K steps per batch (SLTT-K), or None.
+      steps: SLTT-K's explicit steps instead of random ones, or None.
+      chunk: steps per application of the model (the schedule, SPEC §9; the gradient
+        is the same for every chunk). For the cut rules each chunk is also the unit of
+        differentiation: memory O(chunk), speed grows with it; None is 1 (constant memory).
+        For BPTT and TBPTT a window is differentiated as a whole and runs as a scan over
+        chunks: None is the whole window (one op per synapse over all its steps, fastest),
+        1 the per-step scan (least memory for the backward's temporaries).
+    """
+
+    window: int | None = None
+    cut: bool = False
+    traces: bool = False
+    K: int | None = None
+    steps: tuple[int, ...] | None = None
+    chunk: int | None = None
+
+    def __post_init__(self):
+        if self.window is not None:
+            _positive_int(self.window, "TBPTT window k")
+        if self.chunk is not None:
+            _positive_int(self.chunk, "chunk")
+        if (self.traces or self.K is not None) and not self.cut:
+            raise ValueError("traces and selected steps need the cut temporal route")
+        if self.window is not None and self.cut:
+            raise ValueError("a window truncates the kept temporal route: not with cut=True")
+        if self.K is not None:
+            _positive_int(self.K, "SLTT-K: K")
+        if self.steps is not None:
+            steps = tuple(sorted(int(s) for s in self.steps))
+            if self.K is None or len(set(steps)) != self.K or min(steps) < 0:
+                raise ValueError(f"SLTT-K: steps must be {self.K} distinct indices >= 0, "
+                                 f"got {steps}")
+            object.__setattr__(self, "steps", steps)
+
+    @property
+    def name(self) -> str:
+        if not self.cut:
+            base = "bptt" if self.window is None else f"tbptt(k={self.window})"
+            return base if self.chunk is None else f"{base}[chunk={self.chunk}]"
+        args = []
+        if self.K is not None:
+            base = "sltt_k"
+            args.append(f"K={self.K}")
+            if self.steps is not None:
+                args.append(f"steps={list(self.steps)}")
         else:
-            value, aux, grads = self.grad_fn(fwd, params, state, xs, ys, loss=loss, key=key)
-            updates, opt_state = optimizer.update(grads, opt_state, params)
-            params = optax.apply_updates(params, updates)
-        return params, opt_state, aux.state, value, aux.logits
+            base = "ottt_a" if self.traces else "sltt"
+        if self.chunk is not None:
+            args.append(f"chunk={self.chunk}")
+        return f"{base}({','.join(args)})" if args else base
+
+    @property
+    def memory(self) -> str:
+        if not self.cut:
+            return "O(T)" if self.window is None else "O(k)"
+        return "O(1)" if (self.chunk or 1) == 1 else "O(chunk)"
+
+    @property
+    def rate_loss_ok(self) -> bool:
+        return not self.cut and self.window is None
+
+    @property
+    def temporal(self) -> "Temporal":
+        return self
+
+    def interval(self, T: int) -> int:
+        """Steps between two in-loop updates (:func:`snnjax.rules.online`): the window, one
+        step for the cut rules, T for BPTT."""
+        if self.cut:
+            return 1
+        return T if self.window is None else self.window
+
+    def plan(self, T: int) -> Plan:
+        if self.window is not None and self.window > T:
+            raise ValueError(f"TBPTT window k={self.window} is longer than the sequence (T={T})")
+        if self.K is not None and self.K > T:
+            raise ValueError(f"SLTT-K: K={self.K} is larger than the number of time steps T={T}")
+        if self.steps is not None and max(self.steps) >= T:
+            raise ValueError(f"SLTT-K: steps {self.steps} must lie in [0, T={T})")
+        if self.cut:
+            chunk = min(self.chunk or 1, T)
+            apply = None
+        else:
+            chunk = T if self.window is None else self.window
+            apply = None if self.chunk is None or self.chunk >= chunk else self.chunk
+        return Plan(chunk=chunk, apply=apply, cut=self.cut, traces=self.traces, K=self.K,
+                    steps=self.steps)
+
+
+# ---------------------------------------------------------------------------- model checks
+
+
+def _check_replayable(neuron_collection, calls) -> None:
+    """SLTT-K replays its steps from the neurons' recorded states: refuse a model that keeps
+    other state across steps in the ``"neuron"`` collection (e.g. VGG-F's feedback)."""
+    neuron_paths = {tuple(m.path) for m in calls if isinstance(m, SpikingNeuron)}
+    flat = flax.traverse_util.flatten_dict(dict(neuron_collection))
+    for path in flat:
+        if tuple(path[:-1]) not in neuron_paths:
+            raise ValueError(
+                f"SLTT-K replays its selected steps from the neurons' recorded states, but the "
+                f"model keeps other state across steps: '{'/'.join(path)}' (docs/rules.md). "
+                "Use sltt(), which carries it step by step"
+            )
+
+
+def _kernel_holder(module: nn.Module) -> bool:
+    return any(module.has_variable("params", n) for n in ("kernel", "kernel_ws"))
+
+
+def _layer(module: nn.Module) -> str:
+    return f"'{'/'.join(module.path) or type(module).__name__}' ({type(module).__name__})"
+
+
+def check_model(stages, params, state, xs, plan: Plan) -> None:
+    """Raise ValueError, before compiling, when the model cannot serve the plan.
+
+    Checks that the model maps a chunk ``[C, B, ...]`` to logits ``[C, B, classes]``, and
+    under OTTT's traces that every synapse after a neuron is a traced snnjax synapse and
+    that every neuron has a fixed decay (SPEC §3), naming the layer.
+    """
+    calls = []
+
+    def probe(next_fun, args, kwargs, context):
+        if context.method_name == "__call__":
+            calls.append(context.module)
+        return next_fun(*args, **kwargs)
+
+    r = CUT if plan.cut else KEEP
+    x = jax.ShapeDtypeStruct((1, *xs.shape[1:]), xs.dtype)
+    for stage in stages:
+        sp = stage.take(params)
+        st = {c: stage.take(state[c]) for c in state}
+        mutable = list(plan.transient) + list(st)
+
+        def apply(x_in, stage=stage, sp=sp, st=st, mutable=mutable):
+            with nn.intercept_methods(probe):
+                return stage.apply({"params": sp, **st}, x_in, train=False, key=None,
+                                   mutable=mutable, r=r)
+
+        (x, logits), new = jax.eval_shape(apply, x)
+        if logits.ndim != 3 or logits.shape[:2] != (1, xs.shape[1]):
+            raise ValueError(
+                f"the model must map a chunk xs [C, B, ...] to logits [C, B, classes] "
+                f"(docs/models.md); for a chunk of shape {(1, *xs.shape[1:])} it returned "
+                f"{tuple(logits.shape)}"
+            )
+        if plan.K is not None:
+            _check_replayable(new.get("neuron", {}), calls)
+    if not plan.traces:
+        return
+    seen_neuron = False
+    for module in calls:
+        if isinstance(module, SpikingNeuron):
+            if not module.fixed_decay:
+                raise ValueError(
+                    f"OTTT cannot train neuron {_layer(module)}: its decay is learnable, and "
+                    "OTTT's presynaptic trace assumes a fixed λ (docs/rules.md)"
+                )
+            seen_neuron = True
+        elif seen_neuron and _kernel_holder(module):
+            if not (isinstance(module, (Dense, Conv)) and module.traced):
+                raise ValueError(
+                    f"OTTT cannot train synapse {_layer(module)}: it sits after a spiking "
+                    "neuron but keeps no presynaptic trace, so its weight gradient would be "
+                    "SLTT's. Use snnjax.layers.Dense/Conv (traced=True) (docs/models.md)"
+                )

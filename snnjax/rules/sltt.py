@@ -2,33 +2,29 @@
 
 from __future__ import annotations
 
-import functools
 from typing import Sequence
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from snnjax.rules.base import Rule, windowed_grad
+from snnjax.rules.base import Temporal
 
 __all__ = ["sltt", "sltt_k", "select_steps"]
 
 
-def _sltt_grad(fwd, params, state, xs, ys, *, loss, key):
-    value, aux, grads, _, _ = windowed_grad(
-        fwd, params, state, xs, ys, loss=loss, key=key, window=1
-    )
-    return value, aux, grads
-
-
-def sltt() -> Rule:
+def sltt(*, chunk: int | None = None) -> Temporal:
     """SLTT: drop every temporal route of backprop, ``u[t] = λ·sg(v[t-1]) + I[t]``.
 
-    At each step, ``value_and_grad`` of that step's loss ``L[t]`` with the incoming state as
-    a constant, accumulated inside the ``lax.scan`` over time; one optimizer step per batch.
-    ``∇W_l = Σ_t δ_l[t]·s_{l-1}[t]ᵀ`` with δ purely spatial. Memory O(1) in T.
+    ``∇W_l = Σ_t δ_l[t]·s_{l-1}[t]ᵀ`` with δ purely spatial; one optimizer step per batch.
+    The gradient of each chunk of steps is taken inside the scan over chunks, with the
+    state entering the chunk a constant.
+
+    Args:
+      chunk: steps per chunk (SPEC §9: the same gradient for every chunk). None or 1:
+        memory O(1) in T, one step at a time. Larger chunks fold time into the batch of
+        every synapse (faster, memory O(chunk)); ``chunk >= T`` runs the batch as one chunk.
     """
-    return Rule(name="sltt", grad_fn=_sltt_grad, memory="O(1)")
+    return Temporal(cut=True, chunk=chunk)
 
 
 def select_steps(key, T: int, K: int) -> jax.Array:
@@ -37,49 +33,20 @@ def select_steps(key, T: int, K: int) -> jax.Array:
     return jnp.zeros((T,), bool).at[idx].set(True)
 
 
-def _check_K(K: int, steps, T: int) -> None:
-    if K > T:
-        raise ValueError(f"SLTT-K: K={K} is larger than the number of time steps T={T}")
-    if steps is not None and max(steps) >= T:
-        raise ValueError(f"SLTT-K: steps {tuple(steps)} must lie in [0, T={T})")
-
-
-def _sltt_k_grad(fwd, params, state, xs, ys, *, loss, key, K, steps):
-    T = xs.shape[0]
-    if steps is not None:
-        selected = jnp.asarray(np.isin(np.arange(T), steps))
-    else:
-        if key is None:
-            raise ValueError("SLTT-K draws its K steps from a PRNG key: pass key=")
-        key, select_key = jax.random.split(key)
-        selected = select_steps(select_key, T, K)
-    value, aux, grads, _, _ = windowed_grad(
-        fwd, params, state, xs, ys, loss=loss, key=key, window=1, selected=selected
-    )
-    return value, aux, grads
-
-
-def sltt_k(K: int, *, steps: Sequence[int] | None = None) -> Rule:
+def sltt_k(K: int, *, steps: Sequence[int] | None = None, chunk: int | None = None) -> Temporal:
     """SLTT-K: as SLTT, but backward only at K steps drawn per batch (the same for the batch).
 
-    Other steps run forward only (they advance neuron state and BatchNorm statistics); a
-    ``lax.cond`` skips their backward, so the work really is saved. The loss stays divided by
-    T; the reported loss is the sum over all T steps. Memory O(1) in T.
+    A forward pass over all T steps (no differentiation; it advances neuron state and
+    BatchNorm statistics) records the selected steps' entering states; their forward and
+    backward then run as one batched chunk of K independent steps (SPEC §9): the backward's
+    time ∝ K. The loss stays divided by T; the reported loss is the sum over all T steps.
+    Memory O(K), flat in T.
 
     Args:
       K: number of steps with a backward pass, 1 <= K <= T.
       steps: explicit step indices instead of random ones (reproducibility, tests);
-        ``len(steps)`` must equal K.
+        ``len(steps)`` must equal K. Random steps come from the ``key`` passed to the rule
+        (split once: the first half for dropout, the second half for the steps).
+      chunk: steps per chunk of the forward pass (memory O(chunk), faster when larger).
     """
-    if not isinstance(K, int) or K < 1:
-        raise ValueError(f"SLTT-K: K must be an integer >= 1, got {K!r}")
-    if steps is not None:
-        steps = tuple(sorted(int(s) for s in steps))
-        if len(set(steps)) != K or min(steps) < 0:
-            raise ValueError(f"SLTT-K: steps must be {K} distinct indices >= 0, got {steps}")
-    return Rule(
-        name=f"sltt_k(K={K})" if steps is None else f"sltt_k(K={K},steps={list(steps)})",
-        grad_fn=functools.partial(_sltt_k_grad, K=K, steps=steps),
-        check=functools.partial(_check_K, K, steps),
-        memory="O(1)",
-    )
+    return Temporal(cut=True, K=K, steps=None if steps is None else tuple(steps), chunk=chunk)

@@ -1,0 +1,231 @@
+"""Spiking neuron layers over a chunk of time: IF, LIF and PLIF.
+
+A neuron layer maps input currents ``[C, B, ...]`` to spikes ``[C, B, ...]`` and keeps its
+typed state (a NamedTuple, e.g. :class:`~snnjax.neuron.LIFState`) as the variable
+``"state"`` of the ``"neuron"`` collection: the carry from one chunk to the next. It scans
+its own recursion over the chunk; everything else in a model folds time into the batch.
+
+A neuron knows nothing of training rules. The rule's engine tells it how its temporal route
+``v[t-1] → u[t]`` is treated, as the keyword ``route`` of its call (:class:`Route`):
+
+- ``KEEP``: differentiate through the recursion (BPTT, TBPTT inside a window).
+- ``CUT``: the state entering each step is a constant (SLTT, OTTT). The recursion runs
+  without differentiation and the step is then re-applied to all C steps at once from
+  those constant states, so the backward pass is element-wise over the chunk.
+- ``REPLAY``: the ``"state"`` variable holds the states entering C independent steps
+  (stacked, ``[C, B, ...]``), as recorded by an earlier pass; the steps are applied to them
+  at once (SLTT-K's batched backward at its selected steps).
+
+With ``record=True`` the layer also writes the states entering each step of the chunk to the
+``"history"`` collection (SLTT-K's forward pass records them for its replay).
+
+A new neuron subclasses :class:`SpikingNeuron` and defines :meth:`~SpikingNeuron.initial_state`
+and :meth:`~SpikingNeuron.dynamics`; the engine and the rules need no change.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Callable, ClassVar, Literal
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from snnjax.neuron import LIFParams, LIFState, lif_carry, lif_state, lif_step
+
+__all__ = ["Route", "KEEP", "CUT", "REPLAY", "SpikingNeuron", "LIF", "IF", "PLIF"]
+
+State = Any
+Step = Callable[[State, jax.Array], tuple[jax.Array, State]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Route:
+    """How a rule treats the temporal route of every neuron (see the module docstring).
+
+    Attributes:
+      kind: ``"keep"``, ``"cut"`` or ``"replay"``.
+      record: write the states entering each step to the ``"history"`` collection.
+    """
+
+    kind: Literal["keep", "cut", "replay"] = "keep"
+    record: bool = False
+
+    def __post_init__(self):
+        if self.kind not in ("keep", "cut", "replay"):
+            raise ValueError(f"route kind must be 'keep', 'cut' or 'replay', got {self.kind!r}")
+
+
+KEEP, CUT, REPLAY = Route("keep"), Route("cut"), Route("replay")
+
+
+def _scan_carries(step: Step, carry, currents: jax.Array):
+    """The carries entering each step ``[C, ...]``, no differentiation."""
+
+    def body(c, i_t):
+        _, new = step(c, i_t)
+        return new, c
+
+    return jax.lax.scan(body, carry, currents)[1]
+
+
+class SpikingNeuron(nn.Module):
+    """Base of neuron layers: ``currents [C, B, ...] -> spikes [C, B, ...]``.
+
+    Subclasses define :meth:`initial_state` and :meth:`dynamics` (and, when the scan carries
+    more than the state, :meth:`carry_in` and :meth:`carry_out`); this class owns the state
+    variable, the scan over the chunk and the rule's :class:`Route`.
+    """
+
+    #: Whether the leak λ is fixed (OTTT's traces need it, SPEC §3).
+    fixed_decay: ClassVar[bool] = True
+
+    def initial_state(self, current: jax.Array) -> State:
+        """The resting state for one step's currents ``[B, ...]``."""
+        raise NotImplementedError
+
+    def dynamics(self) -> Step:
+        """The pure step ``(carry, current [B, ...]) -> (spikes [B, ...], carry)``.
+
+        Called inside the layer's compact ``__call__``, so it may declare parameters.
+        """
+        raise NotImplementedError
+
+    def carry_in(self, state: State):
+        """The scan carry of a state (identity unless the scan carries more)."""
+        return state
+
+    def carry_out(self, carry) -> State:
+        """The state of a scan carry (identity unless the scan carries more)."""
+        return carry
+
+    @property
+    def trace_decay(self) -> float:
+        """λ of the presynaptic trace of this neuron's spikes (OTTT)."""
+        raise NotImplementedError
+
+    @nn.compact
+    def __call__(self, currents: jax.Array, route: Route = KEEP) -> jax.Array:
+        if currents.ndim < 2:
+            raise ValueError(
+                f"{type(self).__name__} expects currents [C, B, ...], got shape {currents.shape}"
+            )
+        step = self.dynamics()
+        sg = jax.lax.stop_gradient
+        if route.kind == "keep":
+            # A kept route stores the scan carry itself between chunks, so that a chunk's
+            # start recomputes nothing (and keeps no second residual per step).
+            var = self.variable("neuron", "state",
+                                lambda: self.carry_in(self.initial_state(currents[0])))
+
+            def body(carry, i_t):
+                s, carry = step(carry, i_t)
+                return carry, s
+
+            final, spikes = jax.lax.scan(body, var.value, currents)
+            if route.record:
+                entering = _scan_carries(step, sg(var.value), sg(currents))
+                self.put_variable("history", "state", jax.vmap(self.carry_out)(entering))
+            if not self.is_initializing():
+                var.value = final
+            return spikes
+        var = self.variable("neuron", "state", self.initial_state, currents[0])
+        if route.kind == "replay":
+            carries = jax.vmap(self.carry_in)(sg(var.value))
+            spikes, _ = jax.vmap(step)(sg(carries), currents)
+            return spikes
+        start = sg(self.carry_in(sg(var.value)))
+        if currents.shape[0] == 1:
+            # One step: no scan, no vmap (each would keep a copy of the state).
+            s, after = step(start, currents[0])
+            spikes, entering = s[None], jax.tree.map(lambda a: a[None], start)
+            final = self.carry_out(jax.tree.map(sg, after))
+        else:
+            entering = sg(_scan_carries(step, start, sg(currents)))
+            spikes, after = jax.vmap(step)(entering, currents)
+            final = self.carry_out(jax.tree.map(lambda a: sg(a[-1]), after))
+        if route.record:
+            self.put_variable("history", "state", jax.vmap(self.carry_out)(sg(entering)))
+        if not self.is_initializing():
+            var.value = final
+        return spikes
+
+
+class LIF(SpikingNeuron):
+    """Leaky integrate-and-fire (SPEC §1) with fixed λ; state :class:`~snnjax.neuron.LIFState`.
+
+    ``currents [C, B, ...] -> spikes [C, B, ...]``.
+    """
+
+    neuron: LIFParams = LIFParams()
+
+    def initial_state(self, current):
+        return lif_state(current)
+
+    def carry_in(self, state):
+        return lif_carry(self.neuron, state)
+
+    def carry_out(self, carry):
+        return LIFState(carry.u)
+
+    def dynamics(self) -> Step:
+        return lambda carry, i_t: lif_step(self.neuron, carry, i_t)
+
+    @property
+    def trace_decay(self) -> float:
+        return self.neuron.decay
+
+
+class IF(LIF):
+    """Integrate-and-fire: LIF without leak (λ = 1), other settings as ``neuron``."""
+
+    def dynamics(self) -> Step:
+        p = dataclasses.replace(self.neuron, decay=1.0)
+        return lambda carry, i_t: lif_step(p, carry, i_t)
+
+    @property
+    def trace_decay(self) -> float:
+        return 1.0
+
+
+class PLIF(SpikingNeuron):
+    """Parametric LIF (Fang et al. 2021): λ = sigmoid(w), w one learnable scalar per layer.
+
+    Initialised at ``w = log(τ0 - 1)`` so that ``λ = 1 - 1/τ0``. The gradient of w flows
+    through every ``λ·v[t-1]`` term the rule keeps. OTTT refuses it (its trace needs a fixed
+    λ). ``currents [C, B, ...] -> spikes [C, B, ...]``.
+
+    Attributes:
+      tau0: initial time constant τ0 > 1.
+      neuron: threshold, reset and surrogate (its ``decay`` is not used).
+    """
+
+    tau0: float = 2.0
+    neuron: LIFParams = LIFParams()
+    fixed_decay: ClassVar[bool] = False
+
+    def __post_init__(self):
+        if not self.tau0 > 1.0:
+            raise ValueError(f"PLIF initial time constant tau0 must be > 1, got {self.tau0}")
+        super().__post_init__()
+
+    def initial_state(self, current):
+        return lif_state(current)
+
+    def carry_in(self, state):
+        return lif_carry(self.neuron, state)
+
+    def carry_out(self, carry):
+        return LIFState(carry.u)
+
+    def dynamics(self) -> Step:
+        w0 = math.log(self.tau0 - 1.0)
+        w = self.param("w", lambda key: jnp.asarray(w0, jnp.float32))
+        p = self.neuron
+        return lambda carry, i_t: lif_step(p, carry, i_t, decay=jax.nn.sigmoid(w).astype(i_t.dtype))
+
+    @property
+    def trace_decay(self) -> float:
+        raise ValueError("PLIF has a learnable decay: no fixed trace decay (OTTT refuses it)")

@@ -39,8 +39,8 @@ WORKER = HERE / "peer_worker.py"
 PEERS_PYTHON = HERE / ".peers" / "bin" / "python"
 
 # "snnjax" is BPTT as rules.bptt() runs the net by default (one chunk of T); the other
-# snnjax rows are the same library's schedules (SPEC §9) and memory-efficient rules, all
-# through the public rule API (rule.value_and_grad).
+# snnjax rows are the same library's schedules (docs/schedules.md) and memory-efficient rules,
+# all through the public rule API (rule.value_and_grad).
 DENSE_LIBS = ("snnjax", "snnjax-chunk1", "snnjax-sltt", "snnjax-ottt-a", "snntorch",
               "spikingjelly", "spikingjelly-compile", "spyx", "slax")
 CONV_LIBS = ("snnjax", "snnjax-chunk1", "snntorch", "spikingjelly", "spyx",

@@ -30,8 +30,8 @@ class Run:
       labels: what identifies the cell, in table order, e.g.
         ``{"dataset": "CIFAR-10", "method": "OTTT_A"}``.
       config: the training run.
-      paper: the paper's accuracy for this cell as SPEC §8 quotes it (e.g. ``"93.5–93.7"``),
-        or None where it has none.
+      paper: the paper's accuracy for this cell as the headline numbers in ``docs/rules.md``
+        quote it (e.g. ``"93.5–93.7"``), or None where it has none.
       cost: also count MACs and memory access of the training step (:func:`snnjax.cost.measure`).
     """
 

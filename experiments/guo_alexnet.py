@@ -5,10 +5,11 @@ temporally-truncated local backpropagation through time", Front. Neurosci. 17:10
 (2023), arXiv 2201.07210 — the AlexNet / CIFAR10-DVS comparison with BPTT (accuracy, GPU
 memory, memory access, MACs).
 
-Expected (SPEC §8): against BPTT, +7.26 % accuracy, −89.94 % memory, −10.79 % memory access,
-−99.64 % MACs. (Our MACs count forward and backward synapse work per step, SPEC §7; TBPTT
-and Local remove only the temporal and cross-block parts of the backward, so our MAC
-reduction is far smaller than the paper's, whose counting method we could not read.)
+Expected (the headline numbers in ``docs/rules.md``): against BPTT, +7.26 % accuracy,
+−89.94 % memory, −10.79 % memory access, −99.64 % MACs. (Our MACs count forward and backward
+synapse work per step, ``docs/cost.md``; TBPTT and Local remove only the temporal and
+cross-block parts of the backward, so our MAC reduction is far smaller than the paper's,
+whose counting method we could not read.)
 
 Hyperparameters: not in the text available to us, so ours: the spiking AlexNet of
 :mod:`snnjax.models.alexnet` (5 conv + 2 FC units, max pooling, per-step BN), T = 10 frames at

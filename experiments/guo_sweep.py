@@ -5,7 +5,7 @@ temporally-truncated local backpropagation through time", Front. Neurosci. 17:10
 (2023), arXiv 2201.07210 — the design-space exploration of temporal truncation length and
 local training block size, for a frame-based and an event-based dataset.
 
-Expected (the paper's findings, from its abstract; SPEC §8 has no number for the grid):
+Expected (the paper's findings, from its abstract; ``docs/rules.md`` has no number for the grid):
 truncation lowers accuracy on frame-based data but raises it on event-based data; local
 training costs some accuracy but alleviates overfitting; combined, the accuracy drop slows
 and can turn into a gain, while memory falls with both k and m.

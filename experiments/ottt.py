@@ -4,8 +4,9 @@ Paper: Xiao, Meng, Zhang, He, Lin, "Online Training Through Time for Spiking Neu
 Networks", NeurIPS 2022, arXiv 2210.04195 — the main results table (accuracy of the VGG
 (sWS) network on CIFAR-10, CIFAR-100, CIFAR10-DVS and DVS128 Gesture, OTTT_A and OTTT_O).
 
-Expected (SPEC §8, one number per dataset as later papers quote it): CIFAR-10 T=6
-93.5–93.7 %, CIFAR-100 T=6 71.1 %, CIFAR10-DVS T=10 76.3 %, DVS128 Gesture T=20 96.9 %.
+Expected (the headline numbers in ``docs/rules.md``, one number per dataset as later papers
+quote it): CIFAR-10 T=6 93.5–93.7 %, CIFAR-100 T=6 71.1 %, CIFAR10-DVS T=10 76.3 %, DVS128
+Gesture T=20 96.9 %.
 
 Hyperparameters (the authors' training scripts, whose defaults their README says are the
 paper's): LIF τ = 2 (λ = 0.5), V_th = 1, soft reset, sigmoid surrogate α = 4; SGD momentum
@@ -68,7 +69,7 @@ def _paper() -> Experiment:
     return dataset_table(
         "ottt", "OTTT: VGG-11 (sWS), OTTT_A and OTTT_O", _PAPER, "paper", _BASE, datasets,
         _METHODS, baseline=None,
-        notes="SPEC §8 quotes one accuracy per dataset; it is shown beside both OTTT rows.",
+        notes="docs/rules.md quotes one accuracy per dataset; it is shown beside both OTTT rows.",
     )
 
 

@@ -1,4 +1,4 @@
-"""Cost of a training step: compiled memory, analytic MACs and memory access (SPEC §7).
+"""Cost of a training step: compiled memory, analytic MACs and memory access (``docs/cost.md``).
 
 Three figures, each for a model, a rule, a batch shape and T, without running training:
 
@@ -35,7 +35,7 @@ from snnjax.losses import Loss, per_step
 from snnjax.neurons import Route, SpikingNeuron
 from snnjax.rules.base import Rule
 from snnjax.rules.engine import Stage
-from snnjax.train import Trainer
+from snnjax.train import Trainer, num_classes_of
 
 __all__ = [
     "compiled_memory",
@@ -607,9 +607,11 @@ def measure(
     Args:
       model: a model over chunks of time, e.g. ``snnjax.models.vgg11_sws(10)``.
       rule: a :class:`snnjax.rules.Rule`.
-      T: time steps; batch_size: samples per batch; input_shape: one sample's shape.
-      loss: default :func:`snnjax.losses.per_step`; optimizer: default
-        :func:`default_optimizer`.
+      T: time steps.
+      batch_size: samples per batch.
+      input_shape: one sample's shape (without T and B).
+      loss: default :func:`snnjax.losses.per_step`.
+      optimizer: default :func:`default_optimizer`.
       dtype: input dtype.
       time_steps: number of timed real steps (median reported); 0 to skip.
       rates: True to measure firing rates, False to skip the AC count, or a mapping
@@ -648,7 +650,8 @@ def measure(
         rate_map = dict(rates)
     elif rates:
         n = max(1, min(rate_batch, batch_size))
-        sample, _ = _random_batch(seed, T, n, input_shape, model.num_classes, dtype)
+        classes = num_classes_of(model, abstract_batch(T, 1, input_shape, dtype)[0])
+        sample, _ = _random_batch(seed, T, n, input_shape, classes, dtype)
         params, state = rule.init(model, key, sample[0])
         rate_map = firing_rates(model, rule, params, state, sample)
     macs = count_macs(lays, sched, rate_map)
@@ -660,7 +663,8 @@ def measure(
 
     step_time, peak = None, None
     if time_steps > 0:
-        real_xs, real_ys = _random_batch(seed, T, batch_size, input_shape, model.num_classes, dtype)
+        classes = num_classes_of(model, xs)
+        real_xs, real_ys = _random_batch(seed, T, batch_size, input_shape, classes, dtype)
         ts = trainer.init(key, real_xs)
         trainer.check(real_xs, real_ys)
         step_time, _ = time_step(compiled, ts, real_xs, real_ys, steps=time_steps)

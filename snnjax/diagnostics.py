@@ -34,11 +34,13 @@ def compare_gradients(
     """Cosine similarity and norm ratio of each rule's gradient to the reference's (BPTT).
 
     Args:
-      model: a per-step model.
+      model: a model over chunks of time (``docs/models.md``).
       rules: the rules to compare.
-      params, state: as from ``rule.init``; parameters that only some rules have (Local's
+      params: as from ``rule.init``; parameters that only some rules have (Local's
         auxiliary heads) are compared only where the reference has them too.
-      xs, ys: one batch, ``[T, B, ...]`` and ``[B]``.
+      state: the persistent collections, as from ``rule.init``.
+      xs: one batch of inputs, ``[T, B, ...]``.
+      ys: its integer labels, ``[B]``.
       loss: the loss, shared by all rules (per-step, so that every rule can take it).
       key: PRNG key (dropout, SLTT-K's steps); the same for every rule.
       reference: defaults to ``bptt()``.

@@ -1,8 +1,8 @@
 """Stateless layers over a chunk of time: synapses (dense, conv, scaled-WS), per-step
 BatchNorm, dropout with a mask fixed over time, pooling and the readout.
 
-Every layer maps ``[C, B, ...]`` to ``[C, B, ...]`` (time-major chunks, ARCHITECTURE
-principle 2), folding time into the batch: one op for all ``C·B`` samples. Neurons
+Every layer maps ``[C, B, ...]`` to ``[C, B, ...]`` (time-major chunks, docs/models.md),
+folding time into the batch: one op for all ``C·B`` samples. Neurons
 (:mod:`snnjax.neurons`) scan their own recursion; nothing here depends on the step.
 
 OTTT's presynaptic trace is a collection: when a rule applies the model with ``"trace"``
@@ -46,7 +46,7 @@ __all__ = [
 Initializer = Callable[..., jax.Array]
 TRACE_ERROR = (
     "max pooling cannot sit between a neuron and a traced synapse under OTTT: the trace of a "
-    "max-pooled spike train is not the max-pooled trace (SPEC §3). Use average pooling "
+    "max-pooled spike train is not the max-pooled trace (docs/rules.md). Use average pooling "
     "(pool='avg') or a rule without traces."
 )
 
@@ -85,7 +85,7 @@ def _replace(x, x_r):
 
 
 def trace_replace(op: Callable, x: jax.Array, trace: jax.Array, kernel: jax.Array) -> jax.Array:
-    """SPEC §3's formulation: ``replace(op(replace(x, sg(â)), W), sg(op(x, W)))``."""
+    """docs/rules.md's formulation: ``replace(op(replace(x, sg(â)), W), sg(op(x, W)))``."""
     sg = jax.lax.stop_gradient
     return _replace(op(_replace(x, sg(trace)), kernel), sg(op(x, kernel)))
 
@@ -138,7 +138,7 @@ def _synapse(module: nn.Module, op: Callable, xs: jax.Array, kernel: jax.Array,
 
 
 def standardize_weight(kernel: jax.Array, gain: jax.Array, eps: float = 1e-4) -> jax.Array:
-    """Scaled weight standardisation (SPEC §5), per output channel (the last axis).
+    """Scaled weight standardisation (docs/models.md), per output channel (the last axis).
 
     ``Ŵ = g·(W - mean) / sqrt(var·fan_in + eps)`` with the unbiased variance over the other
     axes and ``fan_in`` their size, so that ``Var(Ŵ) ≈ g²/fan_in``.
@@ -250,7 +250,7 @@ class Conv(nn.Module):
 
 
 class BatchNorm(nn.Module):
-    """BatchNorm per time step (SPEC §5) on a chunk ``[C, B, ..., F] -> [C, B, ..., F]``.
+    """BatchNorm per time step (docs/models.md) on a chunk ``[C, B, ..., F] -> [C, B, ..., F]``.
 
     In training, each step is normalised by the statistics of its own batch (over B and the
     spatial axes) and the running statistics are updated once per step, in order, exactly
@@ -296,7 +296,7 @@ class BatchNorm(nn.Module):
 
 
 class Dropout(nn.Module):
-    """Dropout with one mask for the whole sequence (fixed over time, SPEC §5):
+    """Dropout with one mask for the whole sequence (fixed over time, docs/models.md):
     ``[C, B, ...] -> [C, B, ...]``, drawn from the ``"dropout"`` PRNG stream, which every
     chunk of a sequence receives unchanged."""
 
@@ -346,7 +346,7 @@ class Readout(nn.Module):
     """Classifier head, no neuron: global average pool (if spatial) then a traced Dense,
     ``[C, B, ...] -> [C, B, num_classes]``.
 
-    Used both as the network's readout and as Local's auxiliary heads (SPEC §3).
+    Used both as the network's readout and as Local's auxiliary heads (docs/rules.md).
     """
 
     num_classes: int

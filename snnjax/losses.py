@@ -1,4 +1,4 @@
-"""Losses over the readout's outputs (SPEC §2).
+"""Losses over the readout's outputs (``docs/rules.md``, the loss).
 
 Per-step ("instantaneous") loss, used by every memory-efficient rule:
 
@@ -64,7 +64,8 @@ class Loss:
 
 
 def per_step(mse: float = 0.0, target: str | float = "onehot") -> Loss:
-    """The per-step loss of SPEC §2: mean over t of ``(1-mse)·CE + mse·MSE(o[t], target)``."""
+    """The per-step loss (``docs/rules.md``): mean over t of
+    ``(1-mse)·CE + mse·MSE(o[t], target)``."""
     return Loss(mse=mse, target=target, kind="per_step")
 
 

@@ -1,4 +1,4 @@
-"""Leaky integrate-and-fire dynamics in discrete time (SPEC §1), as pure functions.
+"""Leaky integrate-and-fire dynamics in discrete time (``docs/rules.md``), as pure functions.
 
     u[t] = λ·v[t-1] + I[t]                       charge (decay_input=False)
     s[t] = H(u[t] - V_th)                        fire, surrogate gradient in backward
@@ -25,7 +25,8 @@ import jax.numpy as jnp
 from snnjax import surrogate as surrogate_lib
 
 __all__ = [
-    "LIFParams", "LIFState", "LIFCarry", "lif_state", "lif_carry", "lif_step", "lif_run", "potential",
+    "LIFParams", "LIFState", "LIFCarry", "lif_state", "lif_carry", "lif_step", "lif_run",
+    "potential",
 ]
 
 

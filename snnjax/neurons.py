@@ -48,10 +48,14 @@ class Route:
     Attributes:
       kind: ``"keep"``, ``"cut"`` or ``"replay"``.
       record: write the states entering each step to the ``"history"`` collection.
+      carry: (kept route) store the scan's own carry between chunks rather than the state:
+        where a differentiated window spans several chunks, a chunk's start then recomputes
+        nothing from the state (which would keep a second residual per step).
     """
 
     kind: Literal["keep", "cut", "replay"] = "keep"
     record: bool = False
+    carry: bool = False
 
     def __post_init__(self):
         if self.kind not in ("keep", "cut", "replay"):
@@ -79,7 +83,7 @@ class SpikingNeuron(nn.Module):
     variable, the scan over the chunk and the rule's :class:`Route`.
     """
 
-    #: Whether the leak λ is fixed (OTTT's traces need it, SPEC §3).
+    #: Whether the leak λ is fixed (OTTT's traces need it, docs/rules.md).
     fixed_decay: ClassVar[bool] = True
 
     def initial_state(self, current: jax.Array) -> State:
@@ -115,21 +119,30 @@ class SpikingNeuron(nn.Module):
         step = self.dynamics()
         sg = jax.lax.stop_gradient
         if route.kind == "keep":
-            # A kept route stores the scan carry itself between chunks, so that a chunk's
-            # start recomputes nothing (and keeps no second residual per step).
-            var = self.variable("neuron", "state",
-                                lambda: self.carry_in(self.initial_state(currents[0])))
+            if route.carry:
+                var = self.variable("neuron", "state",
+                                    lambda: self.carry_in(self.initial_state(currents[0])))
+                start = var.value
+            else:
+                var = self.variable("neuron", "state", self.initial_state, currents[0])
+                start = self.carry_in(var.value)
 
             def body(carry, i_t):
                 s, carry = step(carry, i_t)
                 return carry, s
 
-            final, spikes = jax.lax.scan(body, var.value, currents)
+            if currents.shape[0] == 1:
+                # One step: no loop. (XLA does not reuse a loop's buffers across Local's
+                # blocks, so a loop here would cost every block's residuals at once.)
+                final, s = body(start, currents[0])
+                spikes = s[None]
+            else:
+                final, spikes = jax.lax.scan(body, start, currents)
             if route.record:
-                entering = _scan_carries(step, sg(var.value), sg(currents))
+                entering = _scan_carries(step, sg(start), sg(currents))
                 self.put_variable("history", "state", jax.vmap(self.carry_out)(entering))
             if not self.is_initializing():
-                var.value = final
+                var.value = final if route.carry else self.carry_out(final)
             return spikes
         var = self.variable("neuron", "state", self.initial_state, currents[0])
         if route.kind == "replay":
@@ -154,7 +167,7 @@ class SpikingNeuron(nn.Module):
 
 
 class LIF(SpikingNeuron):
-    """Leaky integrate-and-fire (SPEC §1) with fixed λ; state :class:`~snnjax.neuron.LIFState`.
+    """Leaky integrate-and-fire (docs/rules.md) with fixed λ; state :class:`~snnjax.neuron.LIFState`.
 
     ``currents [C, B, ...] -> spikes [C, B, ...]``.
     """

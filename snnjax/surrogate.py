@@ -2,9 +2,9 @@
 
 The spike ``s = H(x)`` with ``x = u - V_th`` and ``H(x) = 1[x >= 0]`` has zero derivative
 almost everywhere; training replaces it in the backward pass by a surrogate ``σ'(x)``
-(SPEC §1). Each surrogate is a small frozen (hashable) value, so it can be a static field of
-a flax module or a jit argument, and it is applied element-wise through one module-level
-``jax.custom_jvp`` (which keeps both forward and reverse mode).
+(``docs/rules.md``, the neuron). Each surrogate is a small frozen (hashable) value, so it can
+be a static field of a flax module or a jit argument, and it is applied element-wise through
+one module-level ``jax.custom_jvp`` (which keeps both forward and reverse mode).
 
     >>> s = triangle(alpha=1.0)(x)        # forward: H(x); backward: max(0, 1 - |x|)
     >>> s = get("sigmoid")(x)             # selectable by name

@@ -43,7 +43,6 @@ def validate_batch(model: nn.Module, xs, ys, num_classes: int | None = None) -> 
     labels ``[B]`` in ``[0, num_classes)``; concrete (host or device) arrays are also checked
     for NaN/Inf. Runs before anything is traced or compiled.
     """
-    num_classes = model.num_classes if num_classes is None else num_classes
     xs_shape, ys_shape = tuple(np.shape(xs)), tuple(np.shape(ys))
     if len(xs_shape) < 3:
         raise ValueError(
@@ -68,11 +67,23 @@ def validate_batch(model: nn.Module, xs, ys, num_classes: int | None = None) -> 
         return
     if not all(getattr(a, "is_fully_addressable", True) for a in (xs, ys)):
         return  # a multi-host global array: the step's own checks (check_finite) cover it
+    num_classes = num_classes_of(model, xs) if num_classes is None else num_classes
     y = np.asarray(ys)
     if y.size and (y.min() < 0 or y.max() >= num_classes):
         raise ValueError(f"labels must lie in [0, {num_classes}), got [{y.min()}, {y.max()}]")
     if not np.isfinite(np.asarray(xs)).all():
         raise ValueError("inputs contain NaN or Inf")
+
+
+def num_classes_of(model: nn.Module, xs) -> int:
+    """The number of classes ``model`` predicts: its ``num_classes`` attribute, or the last
+    axis of its logits on a one-step chunk of ``xs [T, B, ...]`` (traced, not run)."""
+    n = getattr(model, "num_classes", None)
+    if n is not None:
+        return int(n)
+    x1 = jax.ShapeDtypeStruct((1, *np.shape(xs)[1:]), jnp.result_type(xs))
+    out = jax.eval_shape(lambda x: model.init_with_output(jax.random.key(0), x)[0], x1)
+    return int(out.shape[-1])
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -189,6 +200,7 @@ class Trainer:
             loss=self.loss,
         )
         self.data_parallel = None if self.mesh is None else DataParallel(self.mesh)
+        self._num_classes = None
         self._step = self._jit_step()
         # Initialise under one jit (one compilation rather than one per op); data parallel,
         # straight into replicated arrays on the mesh.
@@ -228,7 +240,9 @@ class Trainer:
         Checks rank, shapes, dtypes, label range, NaN/Inf, the rule's T constraints and,
         data parallel, that B splits evenly over the devices.
         """
-        validate_batch(self.model, xs, ys)
+        if self._num_classes is None:
+            self._num_classes = num_classes_of(self.model, xs)
+        validate_batch(self.model, xs, ys, self._num_classes)
         self.rule.validate(np.shape(xs)[0], self.loss)
         if self.data_parallel is not None:
             self.data_parallel.check_batch_size(np.shape(xs)[1])
@@ -302,8 +316,15 @@ class Trainer:
             trainer.cost(T=6, batch_size=32, input_shape=(32, 32, 3))["memory_bytes"]
 
         Args:
-          T: time steps; batch_size: samples per batch; input_shape: one sample's shape.
-          dtype, time_steps, rates, rate_batch, seed: as for :func:`snnjax.cost.measure`.
+          T: time steps.
+          batch_size: samples per batch.
+          input_shape: one sample's shape (without T and B).
+          dtype: input dtype (as for :func:`snnjax.cost.measure`, like the rest).
+          time_steps: number of timed real steps (median reported); 0 to skip.
+          rates: measure firing rates (True), skip the AC count (False), or a mapping
+            ``{synapse path: rate}``.
+          rate_batch: samples in the firing-rate forward pass.
+          seed: for the random inputs and parameters.
 
         Returns:
           :func:`snnjax.cost.measure`'s flat dict.

@@ -1,4 +1,4 @@
-"""The engine's schedules (SPEC §9) change no gradient; any flax model trains under every rule.
+"""The engine's schedules (docs/rules.md) change no gradient; any flax model trains under every rule.
 
 In float64, to 1e-10:
 - time chunks C ∈ {1, 2, T} for SLTT, SLTT-K's forward and OTTT_A, against the hand-written
@@ -18,7 +18,6 @@ import optax
 import pytest
 
 from snnjax import layers, models, neurons, rules, surrogate
-from snnjax.losses import per_step
 from snnjax.neuron import LIFParams
 from test_rules_identities import (
     LOSS, NEURON, T, B, D, C, H1, H2, TOL, hand_forward, hand_grad, hand_ottt, loop_loss, to64,
@@ -133,7 +132,7 @@ def _loop(model, params, state, xs, ys, rngs):
 
 
 def test_local_runs_block_after_block_with_the_same_gradient(cnn_bn):
-    # Block-sequential (SPEC §9) against differentiating the sum of all heads' losses at
+    # Block-sequential (docs/rules.md) against differentiating the sum of all heads' losses at
     # once with stop_gradient at the block inputs: one function, two schedules.
     model, params, state, xs, ys = cnn_bn
     rule = rules.local(rules.bptt(), block_size=1)

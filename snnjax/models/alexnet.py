@@ -1,7 +1,7 @@
 """A spiking AlexNet (the deep network of Guo et al. 2023's CIFAR10-DVS comparison).
 
 Guo et al. do not give the layer list in the text we have, so the design is ours, AlexNet's
-shape scaled to 32×32 / 48×48 inputs (SPEC §5 says "AlexNet-style"):
+shape scaled to 32×32 / 48×48 inputs (docs/models.md says "AlexNet-style"):
 
     conv3×3(96) → pool → conv3×3(256) → pool → conv3×3(384) → conv3×3(384) → conv3×3(256)
     → pool → flatten → FC(1024) → FC(1024) → Dense readout
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from snnjax.models.base import ConvUnit, DenseUnit, SpikingSequential
+from snnjax.models.base import ConvUnit, DenseUnit, SpikingSequential, trace_decay_of
 from snnjax.models.units import scaled
 from snnjax.neuron import LIFParams
 
@@ -64,4 +64,5 @@ def alexnet(
         units.append(ConvUnit(scaled(c, width), neuron=neuron, first=not units, norm=norm))
     for f in fc:
         units.append(DenseUnit(scaled(f, width), neuron=neuron, norm=norm, dropout=dropout))
-    return SpikingSequential(tuple(units), num_classes, readout_decay=neuron.decay, input_ndim=3)
+    return SpikingSequential(tuple(units), num_classes, readout_decay=trace_decay_of(neuron),
+                             input_ndim=3)

@@ -1,4 +1,4 @@
-"""PreAct spiking ResNet-18/-34 with a CIFAR stem (SLTT's CIFAR networks, SPEC §5).
+"""PreAct spiking ResNet-18/-34 with a CIFAR stem (SLTT's CIFAR networks, docs/models.md).
 
     stem:   conv3×3(64), no bias, on the raw input (not traced by OTTT)
     unit:   s = LIF(BN(x));  y = conv3×3(LIF(BN(conv3×3(s, stride))) → dropout);
@@ -33,7 +33,8 @@ _SLTT_NEURON = LIFParams.from_tau(1.1, surrogate=triangle(1.0))
 
 
 class PreActStem(nn.Module):
-    """The CIFAR stem: one 3×3 conv (no bias, untraced) ``[C, B, H, W, Ci] -> [C, B, H, W, features]``."""
+    """The CIFAR stem: one 3×3 conv (no bias, untraced),
+    ``[C, B, H, W, Ci] -> [C, B, H, W, features]``."""
 
     features: int
 

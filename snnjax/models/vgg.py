@@ -1,6 +1,6 @@
 """VGG-11 with per-step BatchNorm (SLTT's DVS net) and VGG-F, OTTT's VGG-11 sWS with feedback.
 
-VGG-11-BN (SPEC §5): ``[64, A, 128, A, 256, 256, A, 512, 512, A, 512, 512, A]``, each conv
+VGG-11-BN (docs/models.md): ``[64, A, 128, A, 256, 256, A, 512, 512, A, 512, 512, A]``, each conv
 3×3 → per-step BatchNorm → LIF → dropout, ``A`` = 2×2 average pooling, then global average
 pooling and a Dense readout initialised N(0, 0.01²). (SLTT's code pools to 7×7 and flattens;
 on its 1×1 final map that is the same linear function of the 512 features, with one weight
@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 
 from snnjax.layers import Conv, Dropout, Readout
-from snnjax.models.base import ConvUnit, SpikingSequential
+from snnjax.models.base import ConvUnit, SpikingSequential, trace_decay_of
 from snnjax.neurons import LIF
 from snnjax.models.units import scaled
 from snnjax.models.zoo import VGG11_CFG
@@ -81,7 +81,7 @@ def vgg11_bn(
     return SpikingSequential(
         tuple(units),
         num_classes,
-        readout_decay=neuron.decay,
+        readout_decay=trace_decay_of(neuron),
         readout_init=nn.initializers.normal(0.01),
         input_ndim=3,
     )
@@ -195,7 +195,7 @@ def vgg11f_sws(
     return FeedbackSequential(
         tuple(units),
         num_classes,
-        readout_decay=neuron.decay,
+        readout_decay=trace_decay_of(neuron),
         readout_init=nn.initializers.normal(0.01),
         input_ndim=3,
     )

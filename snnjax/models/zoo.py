@@ -6,8 +6,9 @@ from typing import Sequence
 
 import flax.linen as nn
 
-from snnjax.models.base import ConvUnit, DenseUnit, SpikingSequential
+from snnjax.models.base import ConvUnit, DenseUnit, SpikingSequential, trace_decay_of
 from snnjax.neuron import LIFParams
+from snnjax.neurons import SpikingNeuron
 
 __all__ = ["mlp", "cnn", "vgg11_sws", "VGG11_CFG"]
 
@@ -16,7 +17,7 @@ def mlp(
     num_classes: int = 10,
     hidden: Sequence[int] = (128,),
     *,
-    neuron: LIFParams = LIFParams(),
+    neuron: LIFParams | SpikingNeuron = LIFParams(),
     norm: bool = False,
     dropout: float = 0.0,
 ) -> SpikingSequential:
@@ -28,14 +29,14 @@ def mlp(
         DenseUnit(h, neuron=neuron, first=i == 0, norm=norm, dropout=dropout)
         for i, h in enumerate(hidden)
     ]
-    return SpikingSequential(tuple(units), num_classes, readout_decay=neuron.decay)
+    return SpikingSequential(tuple(units), num_classes, readout_decay=trace_decay_of(neuron))
 
 
 def cnn(
     num_classes: int = 10,
     channels: Sequence[int] = (32, 64),
     *,
-    neuron: LIFParams = LIFParams(),
+    neuron: LIFParams | SpikingNeuron = LIFParams(),
     norm: bool = True,
     pool: str = "avg",
     dropout: float = 0.0,
@@ -48,7 +49,8 @@ def cnn(
         ConvUnit(c, neuron=neuron, first=i == 0, norm=norm, pool=pool, dropout=dropout)
         for i, c in enumerate(channels)
     ]
-    return SpikingSequential(tuple(units), num_classes, readout_decay=neuron.decay, input_ndim=3)
+    return SpikingSequential(tuple(units), num_classes, readout_decay=trace_decay_of(neuron),
+                             input_ndim=3)
 
 
 VGG11_CFG = (64, 128, "A", 256, 256, "A", 512, 512, "A", 512, 512)
@@ -57,13 +59,13 @@ VGG11_CFG = (64, 128, "A", 256, 256, "A", 512, 512, "A", 512, 512)
 def vgg11_sws(
     num_classes: int = 10,
     *,
-    neuron: LIFParams = LIFParams(decay=0.5),
+    neuron: LIFParams | SpikingNeuron = LIFParams(decay=0.5),
     cfg: Sequence[int | str] = VGG11_CFG,
     scale: float = 2.74,
     dropout: float = 0.0,
     width: float = 1.0,
 ) -> SpikingSequential:
-    """OTTT's VGG-11 "sWS" (SPEC §5).
+    """OTTT's VGG-11 "sWS" (docs/models.md).
 
     Each conv is 3×3 with scaled weight standardisation (learnable gain, He-normal fan_out
     untruncated init), then the neuron, then ×``scale``; ``"A"`` is 2×2 average pooling;
@@ -90,7 +92,7 @@ def vgg11_sws(
     return SpikingSequential(
         tuple(units),
         num_classes,
-        readout_decay=neuron.decay,
+        readout_decay=trace_decay_of(neuron),
         readout_init=nn.initializers.normal(0.01),
         input_ndim=3,
     )

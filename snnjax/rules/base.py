@@ -29,7 +29,7 @@ import optax
 
 from snnjax.layers import Conv, Dense
 from snnjax.losses import Loss
-from snnjax.neurons import CUT, KEEP, SpikingNeuron
+from snnjax.neurons import SpikingNeuron
 from snnjax.rules.engine import TRANSIENT, Aux, Plan, Stage, run
 
 __all__ = ["Rule", "Temporal", "Aux", "TRANSIENT", "check_model"]
@@ -139,7 +139,7 @@ class Rule:
 
 @dataclasses.dataclass(frozen=True)
 class Temporal(Rule):
-    """A rule defined by how gradients flow through time (SPEC §3).
+    """A rule defined by how gradients flow through time (docs/rules.md).
 
     Attributes:
       window: truncation window k (TBPTT); None for the whole sequence. All carried state is
@@ -148,7 +148,7 @@ class Temporal(Rule):
       traces: presynaptic traces in the weight gradient (OTTT).
       K: backward only at K steps per batch (SLTT-K), or None.
       steps: SLTT-K's explicit steps instead of random ones, or None.
-      chunk: steps per application of the model (the schedule, SPEC §9; the gradient
+      chunk: steps per application of the model (the schedule, docs/schedules.md; the gradient
         is the same for every chunk). For the cut rules each chunk is also the unit of
         differentiation: memory O(chunk), speed grows with it; None is 1 (constant memory).
         For BPTT and TBPTT a window is differentiated as a whole and runs as a scan over
@@ -266,7 +266,7 @@ def check_model(stages, params, state, xs, plan: Plan) -> None:
 
     Checks that the model maps a chunk ``[C, B, ...]`` to logits ``[C, B, classes]``, and
     under OTTT's traces that every synapse after a neuron is a traced snnjax synapse and
-    that every neuron has a fixed decay (SPEC §3), naming the layer.
+    that every neuron has a fixed decay (docs/rules.md), naming the layer.
     """
     calls = []
 
@@ -275,7 +275,7 @@ def check_model(stages, params, state, xs, plan: Plan) -> None:
             calls.append(context.module)
         return next_fun(*args, **kwargs)
 
-    r = CUT if plan.cut else KEEP
+    r = plan.route
     x = jax.ShapeDtypeStruct((1, *xs.shape[1:]), xs.dtype)
     for stage in stages:
         sp = stage.take(params)

@@ -15,7 +15,7 @@ def bptt(*, chunk: int | None = None) -> Temporal:
     the rate loss.
 
     Args:
-      chunk: steps per application of the model (SPEC §9: the same gradient for every
+      chunk: steps per application of the model (docs/schedules.md: the same gradient for every
         chunk). None (default): one chunk of T, each synapse one op over all ``T·B``
         samples and each neuron scanning its own recursion: the fastest. Smaller chunks
         run as a ``lax.scan`` over chunks: the same stored residuals, but the backward's

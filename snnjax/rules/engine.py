@@ -3,7 +3,7 @@
 A rule hands the engine a :class:`Plan` (how long a chunk is, whether the temporal route is
 kept or cut, OTTT's traces, SLTT-K's selected steps, optimizer updates inside the loop) and
 the model as one or more :class:`Stage` s (the whole model, or Local's blocks in order).
-SPEC §9: the schedule changes memory and time, never the gradient.
+docs/schedules.md: the schedule changes memory and time, never the gradient.
 
 For each chunk of ``C`` steps (``lax.scan`` over chunks; a shorter last chunk when C does
 not divide T), for each stage in order: ``value_and_grad`` of the stage's loss on the chunk,
@@ -93,6 +93,14 @@ class Plan:
     def transient(self) -> tuple[str, ...]:
         return TRANSIENT if self.traces else ("neuron",)
 
+    @property
+    def route(self) -> Route:
+        """The neurons' route: cut, or kept (storing the scan carry when a window spans
+        several applications)."""
+        if self.cut:
+            return CUT
+        return Route("keep", carry=True) if self.apply else KEEP
+
 
 def route(r: Route):
     """Within this context, every neuron layer's call receives ``route=r`` (flax's method
@@ -149,7 +157,7 @@ def init_carry(stage: Stage, params, state: Mapping, x: jax.Array, plan: Plan) -
     mutable = list(plan.transient) + list(state)
     shapes = jax.eval_shape(
         lambda: stage.apply({"params": params, **state}, x, train=False, key=None,
-                            mutable=mutable, r=CUT if plan.cut else KEEP)[1]
+                            mutable=mutable, r=plan.route)[1]
     )
     zeros = lambda s: jnp.zeros(s.shape, s.dtype)  # noqa: E731
     carry = {c: jax.tree.map(zeros, shapes[c]) for c in plan.transient if c in shapes}
@@ -220,7 +228,7 @@ def run(
     online = plan.online
     if online and optimizer is None:
         raise ValueError("in-loop updates need an optax optimizer")
-    r = CUT if plan.cut else KEEP
+    r = plan.route
     if online:
         p0, unstandardize = params, None
     else:

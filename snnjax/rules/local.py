@@ -21,7 +21,7 @@ class Local(Rule):
     Each block's input is a constant; each block ends in an auxiliary head (global average
     pool for conv features, then Dense, no neuron) trained with the per-step loss; the last
     block's head is the network's readout and the only one used at inference. The gradient
-    is ``Σ_b ∇L_b`` (equal weights). SPEC §9: block b's forward, head loss and backward
+    is ``Σ_b ∇L_b`` (equal weights). docs/schedules.md: block b's forward, head loss and backward
     finish before block b+1's forward starts, so memory is that of the largest block within
     one chunk. One block is ``inner``.
 

@@ -14,7 +14,7 @@ __all__ = ["Online", "online"]
 class Online(Rule):
     """``inner`` with the optimizer applied inside the time loop, after every update
     interval: every step for the cut rules (OTTT_O), every window for TBPTT. The chunk is
-    that interval (SPEC §9). Each update uses the gradient of its own steps (loss still
+    that interval (docs/schedules.md). Each update uses the gradient of its own steps (loss still
     divided by the full T); the next steps' forward uses the updated weights, and neuron
     state and traces carry over.
 

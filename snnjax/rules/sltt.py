@@ -20,7 +20,7 @@ def sltt(*, chunk: int | None = None) -> Temporal:
     state entering the chunk a constant.
 
     Args:
-      chunk: steps per chunk (SPEC §9: the same gradient for every chunk). None or 1:
+      chunk: steps per chunk (docs/schedules.md: the same gradient for every chunk). None or 1:
         memory O(1) in T, one step at a time. Larger chunks fold time into the batch of
         every synapse (faster, memory O(chunk)); ``chunk >= T`` runs the batch as one chunk.
     """
@@ -38,7 +38,7 @@ def sltt_k(K: int, *, steps: Sequence[int] | None = None, chunk: int | None = No
 
     A forward pass over all T steps (no differentiation; it advances neuron state and
     BatchNorm statistics) records the selected steps' entering states; their forward and
-    backward then run as one batched chunk of K independent steps (SPEC §9): the backward's
+    backward then run as one batched chunk of K independent steps (docs/schedules.md): the backward's
     time ∝ K. The loss stays divided by T; the reported loss is the sum over all T steps.
     Memory O(K), flat in T.
 

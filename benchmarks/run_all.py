@@ -36,7 +36,7 @@ from snnjax import bench, cost, models, rules  # noqa: E402  (after sys.path)
 from snnjax.train import Trainer  # noqa: E402
 
 CIFAR = (32, 32, 3)
-SECTIONS = ("cost", "grid", "plan", "goals", "peers")
+SECTIONS = ("cost", "grid", "plan", "goals", "local", "schedules", "events", "peers")
 
 
 def _log(msg):
@@ -163,6 +163,62 @@ def run_goals(q):
     _save("goals", out)
 
 
+def _memory_shape(model, rule, T, batch, shape):
+    trainer = Trainer(model, rule, cost.default_optimizer())
+    xs, ys = cost.abstract_batch(T, batch, shape)
+    return cost.step_memory(trainer, xs, ys)
+
+
+LOCAL_NETS = {  # name: (factory, input shape, T): Guo et al.'s goal settings
+    "VGG-11 sWS ×0.25, CIFAR 32×32×3": (lambda q: models.vgg11_sws(10, width=0.125 if q else 0.25),
+                                        CIFAR, 8),
+    "AlexNet (Guo preset), CIFAR10-DVS 48×48×2": (
+        lambda q: models.alexnet(10, width=0.125 if q else 1.0), (48, 48, 2), 10),
+}
+
+
+def run_local(q):
+    """Local learning's memory (compile only): BPTT, TBPTT(1), Local(TBPTT(1), blocks of 1)."""
+    batch = 4 if q else 128
+    rows = []
+    for net, (make, shape, T) in LOCAL_NETS.items():
+        model = make(q)
+        for rule in (rules.bptt(), rules.bptt(chunk=1), rules.tbptt(1),
+                     rules.local(rules.tbptt(1), block_size=1),
+                     rules.local(rules.tbptt(1), block_size=2)):
+            m = _memory_shape(model, rule, T, batch, shape)
+            rows.append({"net": net, "T": T, "batch": batch, "rule": rule.name,
+                         "block_size": getattr(rule, "block_size", None), **m})
+            _log(f"local {net} {rule.name}: {m['memory_bytes']}")
+    _save("local", {"env": _env(), "rows": rows})
+
+
+def run_schedules(q):
+    """Time chunks (docs/schedules.md): memory (compile only) of each rule's chunk sizes."""
+    width, batch, T = (0.125, 4, 8) if q else (0.25, 16, 32)
+    model = models.vgg11_sws(10, width=width)
+    rows = []
+    for make, chunks in ((rules.bptt, (None, 8, 1)), (rules.sltt, (1, 8, T)),
+                         (rules.ottt, (1, 8, T)), (lambda chunk: rules.sltt_k(1, chunk=chunk),
+                                                  (1, 8, T))):
+        for chunk in chunks:
+            rule = make(chunk=chunk)
+            m = _memory_shape(model, rule, T, batch, CIFAR)
+            rows.append({"rule": rule.name, "chunk": chunk, **m})
+            _log(f"schedules {rule.name}: {m['memory_bytes']}")
+    _save("schedules", {"env": _env(), "width": width, "batch": batch, "T": T, "rows": rows})
+
+
+def run_events(q):
+    """Events -> cached frames, ours beside tonic's ToFrame (benchmarks/event_conversion.py)."""
+    import subprocess
+
+    args = ["--recordings", "20", "--events", "5000", "--repeat", "1"] if q else []
+    out = subprocess.run([sys.executable, str(HERE / "event_conversion.py"), *args],
+                         check=True, capture_output=True, text=True).stdout
+    _save("events", {"env": _env(), "markdown": out.strip()})
+
+
 def run_peers(q):
     import peers
 
@@ -171,8 +227,8 @@ def run_peers(q):
         return
     if q:
         result = peers.run(Ns=(64,), T_dense=10, T_conv=2, batch=4, width=0.125, rounds=2,
-                           libs={"snnjax", "snnjax-scan", "snnjax-fast", "snntorch",
-                                 "spikingjelly", "spyx", "snnjax-sltt", "spikingjelly-sltt"},
+                           libs={"snnjax", "snnjax-chunk1", "snntorch", "spikingjelly", "spyx",
+                                 "snnjax-sltt", "spikingjelly-sltt"},
                            log=_log)
     else:
         result = peers.run(rounds=11, log=_log)
@@ -313,6 +369,40 @@ def render_goals(d):
     return "\n".join(lines)
 
 
+def render_local(d):
+    lines = ["Compiled step memory (XLA's analysis, total = temporaries + arguments + outputs; "
+             "compile only), SGD with momentum. Guo et al.'s goal: Local (block size 1) well "
+             "below the same window without Local, and far below BPTT.", ""]
+    for net in dict.fromkeys(r["net"] for r in d["rows"]):
+        rows = [r for r in d["rows"] if r["net"] == net]
+        bptt = next(r for r in rows if r["rule"] == "bptt")["memory_bytes"]
+        tb = next(r for r in rows if r["rule"] == "tbptt(k=1)")["memory_bytes"]
+        lines += [f"**{net}**, T = {rows[0]['T']}, batch {rows[0]['batch']}", "",
+                  "| rule | block size | temp MiB | total MiB | vs BPTT | vs TBPTT(1) |",
+                  "|---|---:|---:|---:|---:|---:|"]
+        for r in rows:
+            lines.append(f"| {r['rule']} | {r['block_size'] or '-'} | {_mib(r['temp_bytes'])} "
+                         f"| {_mib(r['memory_bytes'])} | {_pct(r['memory_bytes'], bptt)} | "
+                         f"{r['memory_bytes'] / tb:.2f}× |")
+        lines.append("")
+    return "\n".join(lines).rstrip()
+
+
+def render_schedules(d):
+    lines = [f"VGG-11 sWS at {d['width']}× width, T = {d['T']}, batch {d['batch']}: the same "
+             "gradient (tested in float64) at every chunk length; compiled memory (compile "
+             "only). `chunk=None` is BPTT's default, one chunk of T.", "",
+             "| rule | chunk | temp MiB | total MiB |", "|---|---:|---:|---:|"]
+    for r in d["rows"]:
+        lines.append(f"| {r['rule']} | {r['chunk'] if r['chunk'] is not None else 'T'} | "
+                     f"{_mib(r['temp_bytes'])} | {_mib(r['memory_bytes'])} |")
+    return "\n".join(lines)
+
+
+def render_events(d):
+    return d["markdown"]
+
+
 def render_peers(d):
     import peers
 
@@ -323,6 +413,9 @@ RENDER = {"cost": ("Cost of every rule against T", render_cost),
           "grid": ("Design space: truncation window × block size (Guo et al.)", render_grid),
           "plan": ("Memory planner (`snnjax bench plan`)", render_plan),
           "goals": ("The papers' cost goals", render_goals),
+          "local": ("Local learning's memory (Guo et al.)", render_local),
+          "schedules": ("Time chunks: memory against chunk length", render_schedules),
+          "events": ("Event conversion: events to cached frames", render_events),
           "peers": ("Side by side with other SNN libraries", render_peers)}
 
 

@@ -30,6 +30,7 @@ class TrainConfig:
     model: str = "mlp"
     dataset: str = "digits"
     data_dir: str | None = None
+    cache_dir: str | None = None  # converted-data caches (default: under data_dir)
     T: int = 4
     epochs: int = 15
     batch_size: int = 32
@@ -54,6 +55,7 @@ class TrainConfig:
     block_size: int = 1
     K: int = 1
     online: bool = False
+    chunk: int | None = None
     # model options
     hidden: tuple[int, ...] = (128,)
     width: float = 1.0
@@ -77,6 +79,8 @@ class TrainConfig:
             raise ValueError(f"batch size must be >= 1, got {self.batch_size}")
         if not self.lr > 0:
             raise ValueError(f"learning rate must be > 0, got {self.lr}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be a rate in [0, 1), got {self.dropout}")
         if self.schedule not in ("cosine", "constant"):
             raise ValueError(f"schedule must be 'cosine' or 'constant', got {self.schedule!r}")
         if self.devices is not None and self.devices < 1:
@@ -91,7 +95,8 @@ class TrainConfig:
 
 def make_rule(cfg: TrainConfig) -> rules.Rule:
     return rules.by_name(
-        cfg.rule, window=cfg.window, block_size=cfg.block_size, K=cfg.K, online=cfg.online
+        cfg.rule, window=cfg.window, block_size=cfg.block_size, K=cfg.K, online=cfg.online,
+        chunk=cfg.chunk,
     )
 
 
@@ -145,7 +150,7 @@ def _progress(iterable, total, desc, enabled):
 # what is computed, except that another device count changes float rounding).
 _RUN_ONLY_FIELDS = frozenset(
     {"devices", "distributed", "checkpoint_dir", "checkpoint_every", "keep_checkpoints",
-     "resume", "data_dir"}
+     "resume", "data_dir", "cache_dir"}
 )
 
 
@@ -182,13 +187,14 @@ class _Position:
 
 
 def _open_checkpoints(cfg: TrainConfig, log):
-    """``(Checkpointer or None, meta of the checkpoint to resume or None)``.
+    """``(Checkpointer or None, whether to resume from it)``.
 
-    Runs before anything compiles: refuses a used directory without ``resume`` and a
-    resumption whose config differs from the saved run's.
+    Runs before the training step compiles: refuses a used directory without ``resume``
+    and a resumption whose config differs from the saved run's (read from the newest
+    checkpoint whose metadata reads).
     """
     if not cfg.checkpoint_dir:
-        return None, None
+        return None, False
     from snnjax.checkpoint import Checkpointer
 
     ckpt = Checkpointer(cfg.checkpoint_dir, keep=cfg.keep_checkpoints)
@@ -196,35 +202,44 @@ def _open_checkpoints(cfg: TrainConfig, log):
     if latest is None:
         if cfg.resume:
             log(f"no checkpoint in {ckpt.directory}: starting from scratch")
-        return ckpt, None
+        return ckpt, False
     try:
         if not cfg.resume:
             raise ValueError(
                 f"checkpoint directory {ckpt.directory} already holds a run (newest step "
                 f"{latest}): pass --resume to continue it, or choose another --checkpoint-dir"
             )
-        meta = ckpt.read_meta(latest)
-        saved, now = meta.get("config", {}), json.loads(json.dumps(dataclasses.asdict(cfg)))
-        differ = sorted(k for k in now.keys() - _RUN_ONLY_FIELDS if saved.get(k, now[k]) != now[k])
-        if differ:
-            raise ValueError(
-                f"cannot resume from {ckpt.directory}: the config differs in "
-                + ", ".join(f"{k} ({saved[k]!r} there, {now[k]!r} now)" for k in differ)
-            )
-    except ValueError:
+        _check_same_run(cfg, ckpt.read_meta(), ckpt.directory)
+    except (ValueError, FileNotFoundError):
         ckpt.close()
         raise
-    return ckpt, meta
+    return ckpt, True
 
 
-def _resume(ckpt, meta, ts, log):
-    """``(TrainState, _Position)`` from the checkpoint ``meta`` describes (or a fresh start)."""
-    if meta is None:
+def _check_same_run(cfg: TrainConfig, meta: dict, directory: str) -> None:
+    """Refuse to resume a checkpoint whose saved config differs in what is computed."""
+    saved, now = meta.get("config", {}), json.loads(json.dumps(dataclasses.asdict(cfg)))
+    differ = sorted(k for k in now.keys() - _RUN_ONLY_FIELDS if saved.get(k, now[k]) != now[k])
+    if differ:
+        raise ValueError(
+            f"cannot resume from {directory}: the config differs in "
+            + ", ".join(f"{k} ({saved[k]!r} there, {now[k]!r} now)" for k in differ)
+        )
+
+
+def _resume(cfg, ckpt, resume, ts, log):
+    """``(TrainState, _Position)`` of the newest readable checkpoint (or a fresh start)."""
+    if not resume:
         return ts, _Position()
-    ts, meta = ckpt.restore(like=ts, step=meta["step"])
+    ts, meta = ckpt.restore(like=ts)  # skips damaged checkpoints, with a warning each
+    _check_same_run(cfg, meta, ckpt.directory)  # an older one than read_meta's, perhaps
     pos = _Position.from_meta(meta)
-    log(f"resumed from step {pos.step} (epoch {pos.epoch + 1}, batch {pos.batch}) "
-        f"in {ckpt.directory}")
+    if pos.epoch >= cfg.epochs:
+        log(f"the run in {ckpt.directory} already finished ({cfg.epochs} epochs, step "
+            f"{pos.step}): nothing left to train")
+    else:
+        log(f"resumed from step {pos.step} (epoch {pos.epoch + 1}, batch {pos.batch}) "
+            f"in {ckpt.directory}")
     return ts, pos
 
 
@@ -240,9 +255,11 @@ def train_and_evaluate(cfg: TrainConfig, *, progress: bool = True, log=None) -> 
     Data parallel over ``cfg.devices`` devices (all by default; multi-host with
     ``cfg.distributed``). With ``cfg.checkpoint_dir``, a checkpoint at the end of every epoch
     and every ``cfg.checkpoint_every`` steps, keeping ``cfg.keep_checkpoints``;
-    ``cfg.resume`` continues from the newest complete one, bit-identically to an
-    uninterrupted run on the same machine and device count (checked on CPU; on GPUs XLA
-    may pick non-deterministic reductions unless ``XLA_FLAGS=--xla_gpu_deterministic_ops=true``).
+    ``cfg.resume`` continues from the newest readable one (a damaged newer one is skipped
+    with a warning), bit-identically to an uninterrupted run on the same machine and device
+    count (checked on CPU; on GPUs XLA may pick non-deterministic reductions unless
+    ``XLA_FLAGS=--xla_gpu_deterministic_ops=true``); resuming a finished run trains nothing
+    and returns its results (``step_time_s`` NaN: no step was timed).
     A NaN/Inf input, loss or gradient raises FloatingPointError before anything non-finite
     is saved.
     """
@@ -259,12 +276,15 @@ def train_and_evaluate(cfg: TrainConfig, *, progress: bool = True, log=None) -> 
     if jax.process_index() != 0:
         log, progress = (lambda *a, **k: None), False
     # T reaches only event datasets (their frames); static images are encoded over T.
-    train_set = data_lib.load(cfg.dataset, "train", data_dir=cfg.data_dir, T=cfg.T)
-    test_set = data_lib.load(cfg.dataset, "test", data_dir=cfg.data_dir, T=cfg.T)
+    train_set = data_lib.load(cfg.dataset, "train", data_dir=cfg.data_dir, T=cfg.T,
+                              cache_dir=cfg.cache_dir)
+    test_set = data_lib.load(cfg.dataset, "test", data_dir=cfg.data_dir, T=cfg.T,
+                             cache_dir=cfg.cache_dir)
     _check_dataset(train_set)
     _check_dataset(test_set)
-    train_loader = data_lib.Loader(
-        train_set, cfg.batch_size, T=cfg.T, encoding=cfg.encoding, seed=cfg.seed
+    train_loader = data_lib.Loader(  # multi-host: each host loads only its rows
+        train_set, cfg.batch_size, T=cfg.T, encoding=cfg.encoding, seed=cfg.seed,
+        data_parallel=dp if jax.process_count() > 1 else None,
     )
     test_loader = data_lib.Loader(
         test_set, cfg.batch_size, T=cfg.T, encoding=cfg.encoding, shuffle=False,
@@ -280,9 +300,9 @@ def train_and_evaluate(cfg: TrainConfig, *, progress: bool = True, log=None) -> 
 
     xs0, ys0 = next(train_loader.epoch(0))
     trainer.check(xs0, ys0)
-    ckpt, meta = _open_checkpoints(cfg, log)
+    ckpt, resume = _open_checkpoints(cfg, log)
     try:
-        ts, pos = _resume(ckpt, meta, trainer.init(jax.random.key(cfg.seed), xs0), log)
+        ts, pos = _resume(cfg, ckpt, resume, trainer.init(jax.random.key(cfg.seed), xs0), log)
         memory = compiled_memory(trainer.lower(ts, xs0, ys0))
         ts, step_times = _train_loop(
             cfg, trainer, ts, pos, train_loader, test_loader, ckpt, progress, log

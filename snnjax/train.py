@@ -58,7 +58,16 @@ def validate_batch(model: nn.Module, xs, ys, num_classes: int | None = None) -> 
     if xs_shape[0] < 1:
         raise ValueError(f"T (time steps) must be >= 1, got {xs_shape[0]}")
     if ys_shape != (xs_shape[1],):
-        raise ValueError(f"labels must have shape [B]=({xs_shape[1]},), got {ys_shape}")
+        if ys_shape == (xs_shape[0],):
+            raise ValueError(
+                f"xs must be time-major [T, B, ...]: xs {xs_shape} has the labels' batch size "
+                f"{xs_shape[0]} on its first axis, as a batch-major [B, T, ...] array would "
+                "(swap the axes: xs.transpose(1, 0, ...))"
+            )
+        raise ValueError(
+            f"xs must be time-major [T, B, ...] with labels [B]: xs {xs_shape} has B = "
+            f"{xs_shape[1]}, the labels have shape {ys_shape}"
+        )
     if not jnp.issubdtype(jnp.result_type(ys), jnp.integer):
         raise ValueError(f"labels must be integers, got dtype {jnp.result_type(ys)}")
     if not jnp.issubdtype(jnp.result_type(xs), jnp.floating):

@@ -372,3 +372,23 @@ def test_memory_class_is_data():
     assert rules.bptt().memory == "O(T)" and rules.tbptt(3).memory == "O(k)"
     assert rules.sltt().memory == "O(1)" and rules.sltt(chunk=8).memory == "O(chunk)"
     assert rules.local(rules.tbptt(2), block_size=1).memory == "O(k) per block"
+
+
+class WithAndWithoutJit(chex.TestCase):
+    """SPEC's identities hold whether the rule is jitted or run op by op (chex.variants)."""
+
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_sltt_chunk_and_tbptt_1_agree(self):
+        with jax.enable_x64(True):
+            model = models.mlp(C, (H1,), neuron=NEURON)
+            xs = jax.random.uniform(jax.random.key(0), (T, B, D), jnp.float64, 0.0, 2.0)
+            ys = jnp.asarray([0, 2, 1])
+            params, state = rules.bptt().init(model, jax.random.key(1), xs[0])
+            params = jax.tree.map(lambda p: 1.5 * p, to64(params))
+
+            def of(rule):
+                return self.variant(
+                    lambda p: rule.value_and_grad(model, p, state, xs, ys, loss=LOSS)[2]
+                )(params)
+
+            close(of(rules.sltt(chunk=2)), of(rules.tbptt(1)))

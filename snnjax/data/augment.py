@@ -1,20 +1,43 @@
 """Per-batch image augmentation and per-channel normalisation (NumPy, NHWC float32).
 
 The papers train CIFAR with a random 32×32 crop of the image zero-padded by 4 pixels and a
-random horizontal flip (optionally Cutout: a square set to zero after normalisation). Each
-function draws from the ``rng`` it is given, so the loader's per-batch generator, seeded by
-``(seed, epoch, batch)``, makes every augmented batch reproducible (a resumed epoch sees the
-same images).
+random horizontal flip (optionally Cutout: a square set to zero after normalisation). The
+random parameters are drawn per image, for a whole batch at once (:meth:`Augment.draw`), and
+then applied: the loader draws for the *global* batch from its per-batch generator, seeded by
+``(seed, epoch, batch)``, and applies to the rows it holds, so an augmented batch is
+reproducible (a resumed epoch sees the same images) and does not depend on how many hosts
+share it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["Augment", "random_crop", "random_flip", "cutout", "normalize"]
+__all__ = [
+    "Augment", "AugmentDraws", "random_crop", "random_flip", "cutout", "shift", "erase_squares",
+    "normalize",
+]
+
+
+def shift(x: np.ndarray, dy: np.ndarray, dx: np.ndarray) -> np.ndarray:
+    """``out[i, r, c] = x[i, r + dy[i], c + dx[i]]`` where that lies inside the image, else 0.
+
+    Args:
+      x: ``[B, H, W, C]`` images.
+      dy, dx: ``[B]`` integer offsets.
+    """
+    _, h, w, _ = x.shape
+    # One slice copy per image, much cheaper than padding the batch and gathering.
+    out = np.zeros_like(x)
+    for i, (sy, sx) in enumerate(zip(dy, dx)):
+        out[i, max(0, -sy):h - max(0, sy), max(0, -sx):w - max(0, sx)] = (
+            x[i, max(0, sy):h + min(0, sy), max(0, sx):w + min(0, sx)]
+        )
+    return out
 
 
 def random_crop(x: np.ndarray, padding: int, rng: np.random.Generator) -> np.ndarray:
@@ -30,17 +53,10 @@ def random_crop(x: np.ndarray, padding: int, rng: np.random.Generator) -> np.nda
     """
     if padding <= 0:
         return x
-    b, h, w, _ = x.shape
+    b = len(x)
     dy = rng.integers(0, 2 * padding + 1, size=b) - padding
     dx = rng.integers(0, 2 * padding + 1, size=b) - padding
-    # out[r, c] = x[r + dy, c + dx] where that lies inside the image, else 0: one slice copy
-    # per image, much cheaper than padding the batch and gathering.
-    out = np.zeros_like(x)
-    for i, (sy, sx) in enumerate(zip(dy, dx)):
-        out[i, max(0, -sy):h - max(0, sy), max(0, -sx):w - max(0, sx)] = (
-            x[i, max(0, sy):h + min(0, sy), max(0, sx):w + min(0, sx)]
-        )
-    return out
+    return shift(x, dy, dx)
 
 
 def random_flip(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -49,6 +65,17 @@ def random_flip(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     out = x.copy()
     out[flip] = x[flip, :, ::-1]
     return out
+
+
+def erase_squares(x: np.ndarray, size: int, cy: np.ndarray, cx: np.ndarray) -> np.ndarray:
+    """Zero a ``size``×``size`` square centred at ``(cy[i], cx[i])`` (clipped) in image ``i``."""
+    _, h, w, _ = x.shape
+    cy, cx = np.asarray(cy)[:, None], np.asarray(cx)[:, None]
+    lo, hi = size // 2, size - size // 2
+    in_rows = (np.arange(h) >= cy - lo) & (np.arange(h) < cy + hi)  # [B, H]
+    in_cols = (np.arange(w) >= cx - lo) & (np.arange(w) < cx + hi)  # [B, W]
+    keep = ~(in_rows[:, :, None] & in_cols[:, None, :])
+    return x * keep[..., None].astype(x.dtype)
 
 
 def cutout(x: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -65,13 +92,7 @@ def cutout(x: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
     if size <= 0:
         return x
     b, h, w, _ = x.shape
-    cy = rng.integers(0, h, size=b)[:, None]
-    cx = rng.integers(0, w, size=b)[:, None]
-    lo, hi = size // 2, size - size // 2
-    in_rows = (np.arange(h) >= cy - lo) & (np.arange(h) < cy + hi)  # [B, H]
-    in_cols = (np.arange(w) >= cx - lo) & (np.arange(w) < cx + hi)  # [B, W]
-    keep = ~(in_rows[:, :, None] & in_cols[:, None, :])
-    return x * keep[..., None].astype(x.dtype)
+    return erase_squares(x, size, rng.integers(0, h, size=b), rng.integers(0, w, size=b))
 
 
 def normalize(x: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
@@ -81,9 +102,23 @@ def normalize(x: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> np.
     w = x.shape[-2] if x.ndim >= 2 else 1
     mean = np.tile(np.asarray(mean, dtype=np.float32), w)
     scale = np.tile(1.0 / np.asarray(std, dtype=np.float32), w)
-    out = x.reshape(*x.shape[:-2], -1) - mean
+    out = x.reshape(*x.shape[:-2], x.shape[-2] * x.shape[-1]) - mean
     out *= scale
     return out.reshape(x.shape)
+
+
+class AugmentDraws(NamedTuple):
+    """The random parameters of one batch's augmentation, one entry per image ``[B]``."""
+
+    dy: np.ndarray
+    dx: np.ndarray
+    flip: np.ndarray
+    cy: np.ndarray
+    cx: np.ndarray
+
+    def take(self, rows) -> AugmentDraws:
+        """The draws of ``rows`` (a slice or index array) of the batch."""
+        return AugmentDraws(*(a[rows] for a in self))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,11 +139,33 @@ class Augment:
         if self.crop_padding < 0 or self.cutout < 0:
             raise ValueError(f"crop_padding and cutout must be >= 0, got {self}")
 
-    def geometric(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Crop and flip ``[B, H, W, C]`` images in [0, 1] (before normalisation)."""
-        x = random_crop(x, self.crop_padding, rng)
-        return random_flip(x, rng) if self.flip else x
+    def draw(self, rng: np.random.Generator, n: int, image_size: tuple[int, int]) -> AugmentDraws:
+        """Draw the parameters for ``n`` images of ``image_size = (H, W)``.
 
-    def erase(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        Always the same five draws in the same order, so the draws of a batch do not depend
+        on which augmentations are on.
+        """
+        p = self.crop_padding
+        h, w = image_size
+        return AugmentDraws(
+            dy=rng.integers(0, 2 * p + 1, size=n) - p,
+            dx=rng.integers(0, 2 * p + 1, size=n) - p,
+            flip=rng.random(n) < 0.5,
+            cy=rng.integers(0, h, size=n),
+            cx=rng.integers(0, w, size=n),
+        )
+
+    def geometric(self, x: np.ndarray, draws: AugmentDraws) -> np.ndarray:
+        """Crop and flip ``[B, H, W, C]`` images in [0, 1] (before normalisation)."""
+        if self.crop_padding > 0:
+            x = shift(x, draws.dy, draws.dx)
+        if self.flip:
+            x = x.copy()
+            x[draws.flip] = x[draws.flip, :, ::-1]
+        return x
+
+    def erase(self, x: np.ndarray, draws: AugmentDraws) -> np.ndarray:
         """Cutout on normalised ``[B, H, W, C]`` images."""
-        return cutout(x, self.cutout, rng)
+        if self.cutout <= 0:
+            return x
+        return erase_squares(x, self.cutout, draws.cy, draws.cx)

@@ -96,7 +96,8 @@ def load(
       split: ``"train"`` or ``"test"``.
       data_dir: where the dataset's files are (each loader says what it expects there).
       **options: loader options, e.g. ``T`` (frames of event datasets; ignored by static
-        image datasets, which the loader encodes over T), ``size``, ``cutout``.
+        image datasets, which the loader encodes over T), ``size``, ``cutout``,
+        ``cache_dir`` (where converted data is cached; None is accepted by every dataset).
 
     Raises:
       ValueError: unknown name, split or option.
@@ -111,6 +112,8 @@ def load(
     accepted = inspect.signature(loader).parameters
     if "T" not in accepted:
         options.pop("T", None)  # static images get their time axis from the encoding
+    if "cache_dir" not in accepted and options.get("cache_dir", 0) is None:
+        del options["cache_dir"]  # "no cache dir chosen" suits datasets that keep no cache
     unknown = sorted(set(options) - set(accepted))
     if unknown:
         raise ValueError(f"dataset {key!r} takes no option(s) {', '.join(unknown)}")

@@ -1,4 +1,4 @@
-"""Event-camera datasets through tonic: N-MNIST, DVS128 Gesture, CIFAR10-DVS.
+"""Event-camera datasets: N-MNIST, DVS128 Gesture, CIFAR10-DVS, binned as the papers bin them.
 
 Each dataset is read from ``--data-dir`` in the layout tonic's dataset classes download and
 extract to (``<data_dir>/NMNIST/Train/3/00004.bin``, ``<data_dir>/DVSGesture/ibmGestureTrain/
@@ -6,14 +6,25 @@ user01_fluorescent/0.npy``, ``<data_dir>/CIFAR10DVS/airplane/cifar10_airplane_0.
 each file is decoded by tonic's own reader. We walk the folders ourselves instead of
 instantiating tonic's classes because those start a download whenever their file-count
 heuristic fails, which without network ends in a ``URLError``; here a missing dataset raises
-:class:`~snnjax.data.errors.DatasetNotFoundError` saying what to download and where to put it.
+:class:`~snnjax.data.errors.DatasetNotFoundError` saying what to download and where to put it,
+and a misplaced or misnamed file or folder raises
+:class:`~snnjax.data.errors.DatasetLayoutError` naming it (nothing is skipped silently;
+hidden files, whose names start with ``.``, are ignored).
 
-Recordings become ``T`` frames of equal event count, 2 polarities, resized
-(:func:`~snnjax.data.frames.to_frames`), stored as ``x [N, T, H, W, 2]`` int16 counts
-(``temporal=True``). The frames of a split are converted once and cached in
+Recordings become ``T`` frames split by event number (or by time), counted at the sensor's
+resolution (:func:`~snnjax.data.frames.to_frames`, SpikingJelly's rule) and, where ``size``
+differs from the sensor, resized bilinearly as the papers' code resizes CIFAR10-DVS to 48×48
+(:func:`~snnjax.data.frames.resize_frames`). They are stored as ``x [N, T, H, W, 2]``: int16
+counts at the sensor's size, float32 averages when resized (``temporal=True``).
+
+The frames of a split are converted once (:func:`~snnjax.data.conversion.convert`: worker
+processes on all cores for large splits, a progress bar on a terminal) and cached in
 ``<cache_dir or data_dir/snnjax_cache>/<name>-<split>-T<T>-<H>x<W>-<key>.npz``, written
-atomically (:mod:`snnjax.data.cache`); ``key`` hashes the settings and the raw files' names,
-sizes and modification times, so a changed dataset is converted again.
+atomically (:mod:`snnjax.data.cache`); ``key`` hashes the settings and the recordings'
+content digests, so a changed recording is converted again. A damaged cache file is rebuilt
+with a :class:`~snnjax.data.errors.DamagedCacheWarning`. Recordings with far fewer events than
+the rest of their split (``n < max(T, median / 20)``, e.g. cut short by an interrupted copy)
+are kept, and named in a :class:`~snnjax.data.errors.ShortRecordingWarning`.
 """
 
 from __future__ import annotations
@@ -21,19 +32,28 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import warnings
 from collections.abc import Callable
 
 import numpy as np
 
-from snnjax.data.cache import cache_key, read_npz, write_npz_atomic
+from snnjax.data import cache
+from snnjax.data.conversion import convert
 from snnjax.data.dataset import ArrayDataset, register
-from snnjax.data.errors import CorruptFileError, DatasetNotFoundError
-from snnjax.data.frames import to_frames
+from snnjax.data.errors import (
+    CacheDirError,
+    CorruptFileError,
+    DamagedCacheWarning,
+    DatasetLayoutError,
+    DatasetNotFoundError,
+    ShortRecordingWarning,
+)
+from snnjax.data.frames import SPLITS
 
-__all__ = ["EventSpec", "SPECS", "load_events", "list_files", "read_events"]
+__all__ = ["EventSpec", "SPECS", "load_events", "list_files", "read_events", "convert"]
 
 # Bump when the conversion changes, so old caches are not reused.
-_FORMAT = 1
+_FORMAT = 2
 
 Files = list[tuple[str, int]]
 
@@ -50,7 +70,8 @@ class EventSpec:
       size: default frame size ``(H, W)``.
       T: default number of frames.
       num_classes: number of classes.
-      find: ``(root, split) -> [(path, label)]``, ``root = data_dir/folder``.
+      find: ``(root, split) -> [(path, label)]``, ``root = data_dir/folder``; raises
+        :class:`DatasetLayoutError` for misplaced or misnamed entries.
       read: ``path -> events`` (structured, fields ``x, y, t, p``).
       download: what to download and how to lay it out (``{root}`` is filled in).
     """
@@ -72,28 +93,51 @@ def _natural_key(text: str):
     return [int(s) if s.isdigit() else s for s in re.split(r"(\d+)", text)]
 
 
-def _walk(top: str, suffix: str, label: Callable[[str, str], int], *, key=None,
-          skip_top: bool = False) -> Files:
-    """``(path, label(folder, name))`` for the files under ``top`` ending in ``suffix``,
-    folders in sorted order and names sorted by ``key``; ``skip_top``: not those directly
-    in ``top``."""
-    files = []
-    for path, dirs, names in os.walk(top):
-        dirs.sort()
-        if skip_top and os.path.relpath(path, top) == ".":
+def _entries(folder: str) -> tuple[list[str], list[str]]:
+    """``(sub-folders, files)`` of ``folder``, sorted, hidden names left out."""
+    dirs, files = [], []
+    for name in sorted(os.listdir(folder), key=_natural_key):
+        if name.startswith("."):
             continue
-        for name in sorted(names, key=key):
-            if name.endswith(suffix):
-                files.append((os.path.join(path, name), label(path, name)))
+        (dirs if os.path.isdir(os.path.join(folder, name)) else files).append(name)
+    return dirs, files
+
+
+def _class_folder(folder: str, suffix: str, what: str) -> list[str]:
+    """The recordings (``*suffix``) of a folder that must hold only recordings."""
+    dirs, files = _entries(folder)
+    if dirs:
+        raise DatasetLayoutError(os.path.join(folder, dirs[0]), f"unexpected folder inside {what}")
+    for name in files:
+        if not name.endswith(suffix):
+            raise DatasetLayoutError(
+                os.path.join(folder, name), f"not a {suffix} recording ({what} holds only those)"
+            )
+    if not files:
+        raise DatasetLayoutError(folder, f"empty folder: no {suffix} recordings in {what}")
     return files
 
 
 # ---- N-MNIST ---------------------------------------------------------------------------------
 
 def _find_nmnist(root: str, split: str) -> Files:
+    """``<root>/Train|Test/<digit>/*.bin``: the class folder's name is the label, 0 … 9."""
     top = os.path.join(root, "Train" if split == "train" else "Test")
-    # tonic's rule: the folder's last character is the label
-    return _walk(top, "bin", lambda folder, name: int(folder[-1]))
+    if not os.path.isdir(top):
+        return []
+    dirs, files = _entries(top)
+    if files:
+        raise DatasetLayoutError(
+            os.path.join(top, files[0]), "a file outside the class folders 0 … 9 (label unknown)"
+        )
+    out = []
+    for name in dirs:
+        folder = os.path.join(top, name)
+        if name not in {str(c) for c in range(10)}:
+            raise DatasetLayoutError(folder, "not an N-MNIST class folder (expected 0 … 9)")
+        out += [(os.path.join(folder, f), int(name))
+                for f in _class_folder(folder, ".bin", "an N-MNIST class folder")]
+    return out
 
 
 def _read_nmnist(path: str) -> np.ndarray:
@@ -108,11 +152,31 @@ def _read_nmnist(path: str) -> np.ndarray:
 
 # ---- DVS128 Gesture (tonic's preprocessed release: one .npy per gesture) --------------------
 
+_GESTURE_NAME = re.compile(r"^(\d+)\.npy$")
+
+
 def _find_dvs_gesture(root: str, split: str) -> Files:
+    """``<root>/ibmGestureTrain|ibmGestureTest/<user session>/<label>.npy``, labels 0 … 10."""
     top = os.path.join(root, "ibmGestureTrain" if split == "train" else "ibmGestureTest")
-    # tonic's rule: recordings live in user<NN>_<lighting>/<label>.npy
-    return _walk(top, "npy", lambda folder, name: int(name[:-4]), key=_natural_key,
-                 skip_top=True)
+    if not os.path.isdir(top):
+        return []
+    dirs, files = _entries(top)
+    if files:
+        raise DatasetLayoutError(
+            os.path.join(top, files[0]), "a file outside the user session folders (user01_…)"
+        )
+    out = []
+    for name in dirs:
+        folder = os.path.join(top, name)
+        for f in _class_folder(folder, ".npy", "a DVS Gesture session folder"):
+            m = _GESTURE_NAME.match(f)
+            if m is None or int(m[1]) > 10:
+                raise DatasetLayoutError(
+                    os.path.join(folder, f),
+                    "name does not parse as <class>.npy with class 0 … 10",
+                )
+            out.append((os.path.join(folder, f), int(m[1])))
+    return out
 
 
 def _read_dvs_gesture(path: str) -> np.ndarray:
@@ -135,23 +199,50 @@ def _read_dvs_gesture(path: str) -> np.ndarray:
 _CIFAR10_CLASSES = (
     "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
 )
+_CIFAR10_NAME = re.compile(r"^cifar10_([a-z]+)_(\d+)\.aedat4$")
+_CIFAR10_TRAIN_FRACTION = 0.9
 
 
 def _find_cifar10_dvs(root: str, split: str) -> Files:
     """The first 90 % of each class's recordings (900 of 1,000) train, the rest test.
 
-    Recordings are ordered by their number (``cifar10_cat_2`` before ``cifar10_cat_10``).
+    Recordings are ``<root>/<class>/cifar10_<class>_<number>.aedat4``, ordered by number
+    (``cifar10_cat_2`` before ``cifar10_cat_10``). Files directly in ``root`` (tonic leaves
+    its zip archives there) are ignored.
     """
-    files = []
-    for label, cls in enumerate(_CIFAR10_CLASSES):
+    if not os.path.isdir(root):
+        return []
+    dirs, _ = _entries(root)
+    out = []
+    for cls in dirs:
         folder = os.path.join(root, cls)
-        if not os.path.isdir(folder):
-            continue
-        names = sorted((n for n in os.listdir(folder) if n.endswith("aedat4")), key=_natural_key)
-        n_train = int(round(0.9 * len(names)))
+        if cls not in _CIFAR10_CLASSES:
+            raise DatasetLayoutError(
+                folder,
+                f"not a CIFAR10-DVS class folder (expected one of {', '.join(_CIFAR10_CLASSES)})",
+            )
+        numbered = []
+        for f in _class_folder(folder, ".aedat4", "a CIFAR10-DVS class folder"):
+            m = _CIFAR10_NAME.match(f)
+            if m is None or m[1] != cls:
+                raise DatasetLayoutError(
+                    os.path.join(folder, f),
+                    f"name does not parse as cifar10_{cls}_<number>.aedat4"
+                    + (f" (a {m[1]} recording in the {cls} folder)" if m else ""),
+                )
+            numbered.append((int(m[2]), f))
+        names = [f for _, f in sorted(numbered)]
+        n_train = int(round(_CIFAR10_TRAIN_FRACTION * len(names)))
         chosen = names[:n_train] if split == "train" else names[n_train:]
-        files += [(os.path.join(folder, n), label) for n in chosen]
-    return files
+        if not chosen:
+            raise DatasetLayoutError(
+                folder,
+                f"{len(names)} recording(s): the first 90 % ({n_train}) train, which leaves "
+                f"no {split} recordings (the full dataset has 1,000 per class: 900 train, "
+                "100 test)",
+            )
+        out += [(os.path.join(folder, n), _CIFAR10_CLASSES.index(cls)) for n in chosen]
+    return out
 
 
 def _read_cifar10_dvs(path: str) -> np.ndarray:
@@ -219,6 +310,8 @@ def list_files(spec: EventSpec, data_dir: str | None, split: str) -> Files:
 
     Raises:
       DatasetNotFoundError: no recordings found.
+      DatasetLayoutError: a misplaced or misnamed file or folder (named in the message).
+      CorruptFileError: an empty (0-byte) recording.
     """
     if not data_dir:
         raise _not_found(spec, data_dir, split)
@@ -226,6 +319,9 @@ def list_files(spec: EventSpec, data_dir: str | None, split: str) -> Files:
     files = spec.find(root, split) if os.path.isdir(root) else []
     if not files:
         raise _not_found(spec, data_dir, split)
+    for path, _ in files:
+        if os.path.getsize(path) == 0:
+            raise CorruptFileError(path, f"empty {spec.title} recording (0 bytes)")
     return files
 
 
@@ -234,15 +330,25 @@ def read_events(spec: EventSpec, path: str) -> np.ndarray:
     return spec.read(path)
 
 
-def _convert(spec: EventSpec, files: Files, T: int, size: tuple[int, int]) -> np.ndarray:
-    frames = np.zeros((len(files), T, *size, 2), dtype=np.int16)
-    for i, (path, _) in enumerate(files):
-        events = spec.read(path)
-        try:
-            frames[i] = to_frames(events, sensor_size=spec.sensor_size, size=size, T=T)
-        except ValueError as e:
-            raise CorruptFileError(path, f"bad events for {spec.title} ({e})") from e
-    return frames
+def _warn_short(spec: EventSpec, split: str, files: Files, n_events: np.ndarray, T: int,
+                root: str) -> None:
+    """Name the recordings with far fewer events than their split's median."""
+    if not len(n_events):
+        return
+    threshold = max(T, float(np.median(n_events)) / 20)
+    short = np.flatnonzero(n_events < threshold)
+    if not len(short):
+        return
+    listed = ", ".join(
+        f"{os.path.relpath(files[i][0], root)} ({n_events[i]} events)" for i in short[:10]
+    )
+    more = f" and {len(short) - 10} more" if len(short) > 10 else ""
+    warnings.warn(
+        f"{spec.title} {split}: {len(short)} of {len(files)} recordings under {root} have fewer "
+        f"than {threshold:g} events (T={T}, or 1/20 of the median {np.median(n_events):g}), cut "
+        f"short? {listed}{more}; they are used as they are",
+        ShortRecordingWarning, stacklevel=3,
+    )
 
 
 def _as_size(size) -> tuple[int, int]:
@@ -259,7 +365,9 @@ def load_events(
     *,
     T: int | None = None,
     size: int | tuple[int, int] | None = None,
+    split_by: str = "number",
     cache_dir: str | None = None,
+    workers: int | None = None,
 ) -> ArrayDataset:
     """Load an event dataset split as frames, converting and caching them on first use.
 
@@ -269,52 +377,81 @@ def load_events(
       data_dir: the folder holding tonic's dataset folder (``NMNIST``, ``DVSGesture``,
         ``CIFAR10DVS``).
       T: frames per sample (default: the papers', 10 / 20 / 10).
-      size: frame size ``(H, W)`` or an int (default: 34, 128 and 48).
-      cache_dir: where frame caches go (default ``<data_dir>/snnjax_cache``).
+      size: frame size ``(H, W)`` or an int (default: 34, 128 and 48); a size other than the
+        sensor's is a bilinear resize of the sensor-size count frames.
+      split_by: ``"number"`` (equal event counts, the remainder in the last frame: the papers')
+        or ``"time"`` (equal durations); see :mod:`snnjax.data.frames`.
+      cache_dir: where frame caches go (default ``<data_dir>/snnjax_cache``; the CLI's
+        ``--cache-dir``), e.g. when the data directory is read-only.
+      workers: conversion processes (default: all cores, one for small splits).
 
     Returns:
-      ``ArrayDataset`` with ``x [N, T, H, W, 2]`` int16 counts, ``temporal=True``.
+      ``ArrayDataset`` with ``x [N, T, H, W, 2]`` (int16 counts at the sensor's size, float32
+      when resized), ``temporal=True``.
 
     Raises:
       DatasetNotFoundError: the recordings are missing (says what to download, where).
-      CorruptFileError: a recording or the cache is truncated or unreadable (names it).
+      DatasetLayoutError: a misplaced or misnamed file or folder, an empty class folder, or
+        a split left without recordings (names it).
+      CorruptFileError: an empty, truncated or unreadable recording (names it).
+      CacheDirError: the cache cannot be written (says to pass ``--cache-dir``).
     """
     spec = SPECS[name]
     T = spec.T if T is None else int(T)
     if T < 1:
         raise ValueError(f"T (frames) must be >= 1, got {T}")
+    if split_by not in SPLITS:
+        raise ValueError(f"split_by must be one of {SPLITS}, got {split_by!r}")
     size = spec.size if size is None else _as_size(size)
     files = list_files(spec, data_dir, split)
     root = os.path.join(os.path.expanduser(data_dir), spec.folder)
-    stats = [os.stat(p) for p, _ in files]
+    cache_dir = os.path.expanduser(cache_dir or os.path.join(data_dir, "snnjax_cache"))
+    digests = cache.file_digests([p for p, _ in files],
+                                 os.path.join(cache_dir, f"{name}-digests.json"))
+    w, h = spec.sensor_size
     meta = {
         "format": _FORMAT, "dataset": name, "split": split, "T": T, "size": list(size),
-        "files": cache_key({
-            "files": [[os.path.relpath(p, root), lab, s.st_size, s.st_mtime_ns]
-                      for (p, lab), s in zip(files, stats)],
+        "split_by": split_by, "resize": "none" if size == (h, w) else "bilinear-antialias",
+        "files": cache.cache_key({
+            "files": [[os.path.relpath(p, root), lab, d] for (p, lab), d in zip(files, digests)],
         }),
     }
-    cache_dir = cache_dir or os.path.join(os.path.expanduser(data_dir), "snnjax_cache")
     path = os.path.join(
-        cache_dir, f"{name}-{split}-T{T}-{size[0]}x{size[1]}-{cache_key(meta)}.npz"
+        cache_dir, f"{name}-{split}-T{T}-{size[0]}x{size[1]}-{cache.cache_key(meta)}.npz"
     )
+    arrays = None
     if os.path.exists(path):
-        arrays = read_npz(path, ("x", "y"), meta)
-    else:
-        arrays = {
-            "x": _convert(spec, files, T, size),
-            "y": np.array([lab for _, lab in files], dtype=np.int32),
-        }
-        write_npz_atomic(path, arrays, meta)
+        try:
+            arrays = cache.read_npz(path, ("x", "y", "n_events"), meta)
+        except CorruptFileError as e:
+            warnings.warn(f"{e}; rebuilding it", DamagedCacheWarning, stacklevel=3)
+    if arrays is None:
+        flag = "--cache-dir DIR (Python: cache_dir=...)"
+        cache.ensure_writable(cache_dir, flag=flag)
+        cache.remove_stale_temps(cache_dir)
+        x, n_events = convert(spec, files, T=T, size=size, split_by=split_by, workers=workers,
+                              desc=f"{spec.title} {split} → frames")
+        arrays = {"x": x, "y": np.array([lab for _, lab in files], dtype=np.int32),
+                  "n_events": n_events}
+        try:
+            cache.write_npz_atomic(path, arrays, meta)
+        except OSError as e:
+            raise CacheDirError(
+                f"cannot write the frame cache {path} ({e.strerror or e}): pass {flag} to put "
+                "it in a writable folder with room"
+            ) from None
+    _warn_short(spec, split, files, arrays["n_events"], T, root)
     return ArrayDataset(arrays["x"], arrays["y"], spec.num_classes, name, temporal=True)
 
 
 def _loader(name: str):
     def load(
         split: str = "train", data_dir: str | None = None, T: int | None = None,
-        size: int | tuple[int, int] | None = None, cache_dir: str | None = None,
+        size: int | tuple[int, int] | None = None, split_by: str = "number",
+        cache_dir: str | None = None, workers: int | None = None,
     ) -> ArrayDataset:
-        return load_events(name, split, data_dir, T=T, size=size, cache_dir=cache_dir)
+        return load_events(name, split, data_dir, T=T, size=size, split_by=split_by,
+                           cache_dir=cache_dir, workers=workers)
 
     load.__doc__ = f"{SPECS[name].title} frames; see :func:`load_events`."
     return load

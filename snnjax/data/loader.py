@@ -6,14 +6,29 @@ import dataclasses
 import queue
 import threading
 from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from snnjax.data.augment import normalize
 from snnjax.data.dataset import ArrayDataset
-from snnjax.data.encoding import ENCODINGS
+from snnjax.data.encoding import ENCODINGS, poisson
 
-__all__ = ["Loader", "Prefetch"]
+if TYPE_CHECKING:
+    from snnjax.distributed import DataParallel
+
+__all__ = ["Loader", "Prefetch", "process_shard"]
+
+
+def process_shard() -> dict[str, int]:
+    """``{"shard_index": jax.process_index(), "shard_count": jax.process_count()}``.
+
+    For ``Loader(..., **process_shard())``: each host of a multi-host run reads its block of
+    rows of every global batch (process ``i`` of ``n`` holds rows ``[i·B/n, (i+1)·B/n)``).
+    """
+    import jax
+
+    return {"shard_index": jax.process_index(), "shard_count": jax.process_count()}
 
 
 @dataclasses.dataclass
@@ -28,8 +43,20 @@ class Loader:
     steps and are passed through as float32.
 
     ``epoch(e)`` gives the batches of epoch ``e``: the order, the augmentation and the Poisson
-    draws depend only on ``(seed, e, batch index)``, so a resumed run sees the same batches.
-    ``start`` skips batches.
+    draws depend only on ``(seed, e, batch index, row in the batch)``, so a resumed run sees
+    the same batches. ``start`` skips batches.
+
+    Per-host loading (multi-host data parallelism): with ``shard_count = n`` hosts, host
+    ``shard_index = i`` yields only rows ``[i·B/n, (i+1)·B/n)`` of every global batch of
+    ``batch_size = B`` (the global batch is the same as with one host; a partial last batch,
+    with ``drop_last=False``, is split as ``np.array_split`` splits it). Only those rows are
+    indexed from ``dataset.x`` (a lazily decoded dataset decodes only them) and augmented or
+    encoded; augmentation parameters are drawn for the whole global batch (a few numbers per
+    image) and Poisson spikes from one generator per row, so the rows are identical to the
+    single-host ones. With ``data_parallel`` (a multi-host
+    :class:`~snnjax.distributed.DataParallel`), the shard is the rows this host's devices own
+    and batches come out as global ``jax.Array`` values
+    (:meth:`~snnjax.distributed.DataParallel.from_local`), ready for ``Trainer.step``.
     """
 
     dataset: ArrayDataset
@@ -42,6 +69,9 @@ class Loader:
     prefetch: int = 2
     augment: bool = True
     normalize: bool = True
+    shard_index: int = 0
+    shard_count: int = 1
+    data_parallel: DataParallel | None = None
 
     def __post_init__(self):
         if self.batch_size < 1:
@@ -59,40 +89,87 @@ class Loader:
                 f"{self.dataset.name}: batch size {self.batch_size} exceeds the "
                 f"{len(self.dataset)} samples with drop_last"
             )
+        if self.data_parallel is not None:
+            if not self.drop_last:
+                raise ValueError("a loader that assembles global arrays needs drop_last=True")
+            rows = self.data_parallel.local_rows(self.batch_size)
+            b = rows.stop - rows.start
+            if self.batch_size % b or rows.start % b:
+                raise ValueError(
+                    f"this host's rows {rows.start}:{rows.stop} of the global batch of "
+                    f"{self.batch_size} are not one of equal blocks"
+                )
+            self.shard_index, self.shard_count = rows.start // b, self.batch_size // b
+        if not 0 <= self.shard_index < self.shard_count:
+            raise ValueError(
+                f"shard_index must lie in [0, shard_count={self.shard_count}), got "
+                f"{self.shard_index}"
+            )
+        if self.batch_size % self.shard_count:
+            raise ValueError(
+                f"batch size {self.batch_size} does not split evenly over {self.shard_count} "
+                "hosts: use a multiple of the host count"
+            )
 
     def __len__(self) -> int:
         n = len(self.dataset)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
-    def _images(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """``[B, H, W, C]`` stored images -> ``[T, B, H, W, C]`` network input."""
+    def _rows(self, n: int) -> slice:
+        """This shard's rows of a global batch of ``n`` rows (``n = B`` but for a last one)."""
+        k, i = self.shard_count, self.shard_index
+        # np.array_split's blocks: the first n % k blocks get one row more.
+        size, extra = divmod(n, k)
+        start = i * size + min(i, extra)
+        return slice(start, start + size + (i < extra))
+
+    def _images(self, x: np.ndarray, rng: np.random.Generator, rows: slice, n: int,
+                keys: list) -> np.ndarray:
+        """``[b, H, W, C]`` stored images (rows ``rows`` of a batch of ``n``) -> ``[T, b, ...]``."""
         ds = self.dataset
         x = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
         aug = ds.augment if self.augment else None
         if aug is not None:
-            x = aug.geometric(x, rng)
+            draws = aug.draw(rng, n, x.shape[1:3]).take(rows)
+            x = aug.geometric(x, draws)
         if self.normalize and self.encoding == "direct" and ds.mean is not None:
             x = normalize(x, ds.mean, ds.std)
         if aug is not None:
-            x = aug.erase(x, rng)
+            x = aug.erase(x, draws)
+        if self.encoding == "poisson":
+            # One generator per row: a row's spikes do not depend on the rows beside it.
+            out = np.empty((self.T, *x.shape), np.float32)
+            for j, key in enumerate(keys):
+                out[:, j] = poisson(x[j], self.T, np.random.default_rng(key))
+            return out
         return ENCODINGS[self.encoding](x, self.T, rng)
 
-    def _batch(self, idx: np.ndarray, rng: np.random.Generator):
-        x = self.dataset.x[idx]
-        xs = np.swapaxes(x, 0, 1) if self.dataset.temporal else self._images(x, rng)
-        return np.ascontiguousarray(xs, dtype=np.float32), self.dataset.y[idx].astype(np.int32)
+    def _batch(self, idx: np.ndarray, epoch: int, b: int):
+        """The shard's part of global batch ``b`` (dataset indices ``idx``)."""
+        rows = self._rows(len(idx))
+        local = idx[rows]
+        x = self.dataset.x[local]
+        if self.dataset.temporal:
+            xs = np.swapaxes(x, 0, 1)
+        else:
+            keys = [(self.seed, epoch, b, r) for r in range(rows.start, rows.stop)]
+            rng = np.random.default_rng((self.seed, epoch, b))
+            xs = self._images(x, rng, rows, len(idx), keys)
+        return np.ascontiguousarray(xs, dtype=np.float32), self.dataset.y[local].astype(np.int32)
 
-    def _batches(self, epoch: int, start: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def _batches(self, epoch: int, start: int) -> Iterator[tuple[Any, Any]]:
         n = len(self.dataset)
         order = (
             np.random.default_rng((self.seed, epoch)).permutation(n)
             if self.shuffle else np.arange(n)
         )
         for b in range(start, len(self)):
-            idx = order[b * self.batch_size : (b + 1) * self.batch_size]
-            yield self._batch(idx, np.random.default_rng((self.seed, epoch, b)))
+            xs, ys = self._batch(order[b * self.batch_size : (b + 1) * self.batch_size], epoch, b)
+            if self.data_parallel is not None:
+                xs, ys = self.data_parallel.from_local(xs, ys, self.batch_size)
+            yield xs, ys
 
-    def epoch(self, epoch: int = 0, start: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def epoch(self, epoch: int = 0, start: int = 0) -> Iterator[tuple[Any, Any]]:
         """The batches of one epoch, from batch index ``start``.
 
         With ``prefetch > 0`` this is a :class:`Prefetch`; abandoning it midway (``close()``,

@@ -28,11 +28,11 @@ def by_name(
 
     ``tbptt`` uses ``window`` (and ``online``); ``local`` wraps BPTT and ``tbptt-local`` wraps
     TBPTT(window), both with ``block_size``; ``sltt-k`` uses ``K``; ``chunk`` is the schedule
-    of ``sltt``, ``sltt-k`` and ``ottt-a``.
+    of ``bptt``, ``sltt``, ``sltt-k`` and ``ottt-a`` (docs/schedules.md).
     """
     key = name.replace("_", "-").lower()
     if key == "bptt":
-        return bptt()
+        return bptt(chunk=chunk)
     if key == "tbptt":
         return tbptt(window, online=online)
     if key == "local":

@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import chex
 import flax
 import flax.linen as nn
 import jax
@@ -106,6 +107,7 @@ class Rule:
         this is the gradient summed over steps at fixed weights; the updates happen in
         :meth:`update`.
         """
+        _check_batch(xs, ys)
         T = xs.shape[0]
         self.validate(T, loss)
         plan = dataclasses.replace(self.plan(T), online=False)
@@ -122,6 +124,7 @@ class Rule:
         """
         if optimizer is None:
             raise ValueError(f"rule {self.name} needs an optax optimizer to update parameters")
+        _check_batch(xs, ys)
         T = xs.shape[0]
         self.validate(T, loss)
         plan = self.plan(T)
@@ -237,6 +240,21 @@ class Temporal(Rule):
 
 
 # ---------------------------------------------------------------------------- model checks
+
+
+def _check_batch(xs, ys) -> None:
+    """``xs [T, B, ...]`` time-major with integer labels ``ys [B]`` (at the public boundary;
+    :func:`snnjax.train.validate_batch` gives the friendlier messages before this)."""
+    try:
+        chex.assert_rank(ys, 1)
+        chex.assert_rank(xs, {3, 4, 5, 6})
+        chex.assert_axis_dimension(xs, 1, ys.shape[0])
+        chex.assert_type(ys, int)
+    except AssertionError as err:
+        raise ValueError(
+            f"a rule takes xs [T, B, ...] (time-major) and integer labels ys [B]; got xs "
+            f"{tuple(xs.shape)} and ys {tuple(ys.shape)} {ys.dtype}: {err}"
+        ) from None
 
 
 def _check_replayable(neuron_collection, calls) -> None:

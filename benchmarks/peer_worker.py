@@ -184,7 +184,8 @@ def _rules():
 
 class RuleRunner(JaxRunner):
     """``rule.value_and_grad`` of a model, jitted: the library's public API, as a user calls
-    it. The BPTT rows are also split as a jitted vjp forward and backward."""
+    it. Not split into forward and backward: a rule takes its gradients inside its own time
+    loop, so there is no separate forward pass to time."""
 
     def __init__(self, rule, model, params, x, y, loss, scale=1.0):
         import jax
@@ -193,15 +194,8 @@ class RuleRunner(JaxRunner):
         self.params = params
         self.scale = scale
         key = jax.random.key(0)
-
-        def loss_fn(p):
-            return rule.value_and_grad(model, p, {}, x, y, loss=loss, key=key)[0]
-
         self._step = jax.jit(
             lambda p: rule.value_and_grad(model, p, {}, x, y, loss=loss, key=key)[::2])
-        self._fwd = jax.jit(lambda p: jax.vjp(loss_fn, p))
-        self._bwd = jax.jit(lambda pullback, ct: pullback(ct))
-        self.split = rule == _rules().bptt()
         self.compiled = self._step.lower(params).compile()
         self.path = rule.name
 
@@ -210,7 +204,7 @@ class RuleRunner(JaxRunner):
         return t, None, None, value * self.scale
 
     def fwd_bwd(self):
-        return super().fwd_bwd() if self.split else (None, None)
+        return None, None
 
 
 def snnjax_dense(cfg, lib):

@@ -17,7 +17,8 @@ Two workloads, every library with the same T, batch, weights, inputs, labels and
 Each library runs in its own worker process (:mod:`peer_worker`; the peers under
 ``benchmarks/.peers``), all started before timing, then timed in interleaved rounds (one
 step per library per round, rotating the order), medians reported. A step is loss plus
-gradients; forward and backward are also timed separately (see :mod:`peer_worker`). Memory
+gradients; for the other libraries forward and backward are also timed separately (see
+:mod:`peer_worker`; snnjax's rules take their gradients inside their own time loop). Memory
 is each process's peak resident-memory growth during one step, the same probe for every
 library, plus XLA's compiled memory for the JAX libraries.
 """

@@ -167,7 +167,8 @@ class SpikingNeuron(nn.Module):
 
 
 class LIF(SpikingNeuron):
-    """Leaky integrate-and-fire (docs/rules.md) with fixed λ; state :class:`~snnjax.neuron.LIFState`.
+    """Leaky integrate-and-fire (docs/rules.md) with fixed λ; state
+    :class:`~snnjax.neuron.LIFState`.
 
     ``currents [C, B, ...] -> spikes [C, B, ...]``.
     """
@@ -203,7 +204,7 @@ class IF(LIF):
         return 1.0
 
 
-class PLIF(SpikingNeuron):
+class PLIF(LIF):
     """Parametric LIF (Fang et al. 2021): λ = sigmoid(w), w one learnable scalar per layer.
 
     Initialised at ``w = log(τ0 - 1)`` so that ``λ = 1 - 1/τ0``. The gradient of w flows
@@ -216,22 +217,12 @@ class PLIF(SpikingNeuron):
     """
 
     tau0: float = 2.0
-    neuron: LIFParams = LIFParams()
     fixed_decay: ClassVar[bool] = False
 
     def __post_init__(self):
         if not self.tau0 > 1.0:
             raise ValueError(f"PLIF initial time constant tau0 must be > 1, got {self.tau0}")
         super().__post_init__()
-
-    def initial_state(self, current):
-        return lif_state(current)
-
-    def carry_in(self, state):
-        return lif_carry(self.neuron, state)
-
-    def carry_out(self, carry):
-        return LIFState(carry.u)
 
     def dynamics(self) -> Step:
         w0 = math.log(self.tau0 - 1.0)

@@ -1,4 +1,5 @@
-"""The engine's schedules (docs/rules.md) change no gradient; any flax model trains under every rule.
+"""The engine's schedules (docs/schedules.md) change no gradient; any flax model trains under
+every rule.
 
 In float64, to 1e-10:
 - time chunks C ∈ {1, 2, T} for SLTT, SLTT-K's forward and OTTT_A, against the hand-written

@@ -38,8 +38,8 @@ def sltt_k(K: int, *, steps: Sequence[int] | None = None, chunk: int | None = No
 
     A forward pass over all T steps (no differentiation; it advances neuron state and
     BatchNorm statistics) records the selected steps' entering states; their forward and
-    backward then run as one batched chunk of K independent steps (docs/schedules.md): the backward's
-    time ∝ K. The loss stays divided by T; the reported loss is the sum over all T steps.
+    backward then run as one batched chunk of K independent steps (docs/schedules.md): the
+    backward's time ∝ K. The loss stays divided by T; the reported loss is the sum over all T steps.
     Memory O(K), flat in T.
 
     Args:

@@ -353,9 +353,11 @@ def render_goals(d):
               "dominate every rule: parameters and momentum (arguments), their updated copies "
               "(outputs: donated, so aliased, but counted in the total), the gradient sum and "
               "the standardised kernels, against about 25 MiB of one step's activations; at "
-              "the papers' batch size (128) activations dominate. SLTT-K sits above SLTT: "
-              "the gradient sum crosses the `lax.cond` that skips unselected backwards, and "
-              "a selected step's backward replays the step (README, design notes)."]
+              "the papers' batch size (128) activations dominate. SLTT-K sits above SLTT at "
+              "batch 128: it keeps the selected step's entering neuron states and inputs for "
+              "its batched replay (README, design notes). BPTT is `bptt()`'s default schedule, "
+              "one chunk of T (layer-wise, fastest); `bptt(chunk=1)` keeps the same residuals "
+              "with smaller backward temporaries (Time chunks, below)."]
     t = d["time"]
     lines += ["", f"**Step time at T = 6** (batch {d['time_batch']}, medians of interleaved "
               f"runs; load average {d['env']['load_average'][0]:.1f}; goals: SLTT-K(K=1) ≤ 0.5× "

@@ -46,7 +46,7 @@ def sltt_k(K: int, *, steps: Sequence[int] | None = None, chunk: int | None = No
       K: number of steps with a backward pass, 1 <= K <= T.
       steps: explicit step indices instead of random ones (reproducibility, tests);
         ``len(steps)`` must equal K. Random steps come from the ``key`` passed to the rule
-        (split once: the first half for dropout, the second half for the steps).
+        (split once, its second half selecting the steps; dropout uses the key itself).
       chunk: steps per chunk of the forward pass (memory O(chunk), faster when larger).
     """
     return Temporal(cut=True, K=K, steps=None if steps is None else tuple(steps), chunk=chunk)

@@ -99,6 +99,15 @@ class Rule:
                 "couples all time steps and only BPTT can use it"
             )
 
+    def _prepare(self, model, params, state, xs, ys, loss):
+        """Every check before anything is compiled; ``(plan, stages)`` for the engine."""
+        _check_batch(xs, ys)
+        T = xs.shape[0]
+        self.validate(T, loss)
+        plan, stages = self.plan(T), self.stages(model)
+        check_model(stages, params, state, xs, plan)
+        return plan, stages
+
     def value_and_grad(self, model, params, state, xs, ys, *, loss: Loss, key=None):
         """Loss, aux and gradients for one batch ``xs [T, B, ...]``, ``ys [B]``.
 
@@ -107,12 +116,8 @@ class Rule:
         this is the gradient summed over steps at fixed weights; the updates happen in
         :meth:`update`.
         """
-        _check_batch(xs, ys)
-        T = xs.shape[0]
-        self.validate(T, loss)
-        plan = dataclasses.replace(self.plan(T), online=False)
-        stages = self.stages(model)
-        check_model(stages, params, state, xs, plan)
+        plan, stages = self._prepare(model, params, state, xs, ys, loss)
+        plan = dataclasses.replace(plan, online=False)
         value, aux, grads, _, _ = run(stages, params, state, xs, ys, loss=loss, key=key,
                                       plan=plan)
         return value, aux, grads
@@ -124,12 +129,7 @@ class Rule:
         """
         if optimizer is None:
             raise ValueError(f"rule {self.name} needs an optax optimizer to update parameters")
-        _check_batch(xs, ys)
-        T = xs.shape[0]
-        self.validate(T, loss)
-        plan = self.plan(T)
-        stages = self.stages(model)
-        check_model(stages, params, state, xs, plan)
+        plan, stages = self._prepare(model, params, state, xs, ys, loss)
         value, aux, grads, new_params, new_opt_state = run(
             stages, params, state, xs, ys, loss=loss, key=key, plan=plan,
             optimizer=optimizer, opt_state=opt_state,

@@ -154,14 +154,20 @@ def init_carry(stage: Stage, params, state: Mapping, x: jax.Array, plan: Plan) -
 
     ``x`` is a one-step chunk ``[1, B, ...]`` of the stage's input.
     """
+    return _carry_and_features(stage, params, state, x, plan)[0]
+
+
+def _carry_and_features(stage: Stage, params, state: Mapping, x, plan: Plan):
+    """:func:`init_carry`, and the shape of the stage's output features for ``x``: one
+    abstract trace of the stage gives both."""
     mutable = list(plan.transient) + list(state)
-    shapes = jax.eval_shape(
-        lambda: stage.apply({"params": params, **state}, x, train=False, key=None,
-                            mutable=mutable, r=plan.route)[1]
+    (feat, _), shapes = jax.eval_shape(
+        lambda x: stage.apply({"params": params, **state}, x, train=False, key=None,
+                              mutable=mutable, r=plan.route), x
     )
     zeros = lambda s: jnp.zeros(s.shape, s.dtype)  # noqa: E731
     carry = {c: jax.tree.map(zeros, shapes[c]) for c in plan.transient if c in shapes}
-    return {**carry, **state}
+    return {**carry, **state}, feat
 
 
 def _unstandardize(params: PyTree) -> Callable[[PyTree], tuple]:
@@ -237,16 +243,11 @@ def run(
         p0, unstandardize = standardize_params(params), _unstandardize(params)
 
     # Initial carries, stage by stage (each stage's input shape from the previous one).
-    carries, x1 = [], xs[:1]
+    carries, x1 = [], jax.ShapeDtypeStruct((1, *xs.shape[1:]), xs.dtype)
     for stage in stages:
-        sp = stage.take(p0)
         st = {c: stage.take(state[c]) for c in state}
-        carries.append(init_carry(stage, sp, st, x1, plan))
-        if len(stages) > 1:
-            (x1, _), _ = jax.eval_shape(
-                lambda p, c, x: stage.apply({"params": p, **c}, x, train=False, key=None,
-                                            mutable=list(c), r=r), sp, carries[-1], x1)
-            x1 = jnp.zeros(x1.shape, x1.dtype)
+        carry, x1 = _carry_and_features(stage, stage.take(p0), st, x1, plan)
+        carries.append(carry)
 
     def stage_fn(stage, p_s, carry, x, r_s, mutable_extra=()):
         """(loss, (features, Σ_c logits, new carry, extra collections)) of one stage."""
@@ -309,7 +310,7 @@ def run(
 
     if plan.K is not None:
         return _run_selected(
-            stages, params, state, xs, ys, p0, unstandardize, carries, plan, key,
+            stages, params, state, xs, p0, unstandardize, carries, plan, key,
             forward_chunk, stage_fn, T,
         )
 
@@ -380,7 +381,7 @@ def select_indices(key, T: int, K: int) -> jax.Array:
     return jnp.nonzero(mask, size=K)[0].astype(jnp.int32)
 
 
-def _run_selected(stages, params, state, xs, ys, p0, unstandardize, carries, plan, key,
+def _run_selected(stages, params, state, xs, p0, unstandardize, carries, plan, key,
                   forward_chunk, stage_fn, T):
     """SLTT-K: record the K selected steps in a forward pass, then replay them at once."""
     C, K = plan.chunk, plan.K
@@ -392,10 +393,8 @@ def _run_selected(stages, params, state, xs, ys, p0, unstandardize, carries, pla
         key, select_key = jax.random.split(key)
         idx = select_indices(select_key, T, K)
 
-    def forward_shapes(xw):
-        return jax.eval_shape(lambda c: forward_chunk(p0, c, xw, True), carries)
-
-    _, logits0, _, hist0, inputs0 = forward_shapes(xs[:1])
+    _, logits0, _, hist0, inputs0 = jax.eval_shape(
+        lambda c: forward_chunk(p0, c, xs[:1], True), carries)
     slot = lambda s: jnp.zeros((K,) + s.shape[1:], s.dtype)  # noqa: E731
     bufs0 = (jax.tree.map(slot, hist0), jax.tree.map(slot, inputs0))
 

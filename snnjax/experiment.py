@@ -19,7 +19,8 @@ from snnjax.cost import compiled_memory
 from snnjax.neuron import LIFParams
 from snnjax.train import Trainer, check_finite
 
-__all__ = ["TrainConfig", "make_optimizer", "make_rule", "make_model", "train_and_evaluate"]
+__all__ = ["TrainConfig", "make_optimizer", "make_rule", "make_model", "make_trainer",
+           "step_memory", "train_and_evaluate"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -243,6 +244,33 @@ def _resume(cfg, ckpt, resume, ts, log):
     return ts, pos
 
 
+def make_trainer(cfg: TrainConfig, num_classes: int, steps_per_epoch: int, *,
+                 mesh=None) -> Trainer:
+    """The :class:`~snnjax.train.Trainer` of ``cfg``: its model, rule, optimizer and loss."""
+    return Trainer(
+        make_model(cfg, num_classes), make_rule(cfg), make_optimizer(cfg, steps_per_epoch),
+        losses.per_step(mse=cfg.mse, target=cfg.mse_target), mesh=mesh,
+    )
+
+
+def step_memory(cfg: TrainConfig) -> dict:
+    """XLA's memory analysis of ``cfg``'s training step on one device, compile only (nothing
+    is trained): the ``compiled_memory`` that :func:`train_and_evaluate` reports (bytes:
+    ``temp_bytes``, ``argument_bytes``, ``output_bytes``, ``alias_bytes``, ``memory_bytes``).
+    Deterministic for a given jax version, so committed results can be checked against it.
+    """
+    cfg.validate()
+    train_set = data_lib.load(cfg.dataset, "train", data_dir=cfg.data_dir, T=cfg.T,
+                              cache_dir=cfg.cache_dir)
+    loader = data_lib.Loader(train_set, cfg.batch_size, T=cfg.T, encoding=cfg.encoding,
+                             seed=cfg.seed)
+    trainer = make_trainer(cfg, train_set.num_classes, len(loader))
+    xs, ys = next(loader.epoch(0))
+    trainer.check(xs, ys)
+    ts = jax.eval_shape(lambda: trainer.init(jax.random.key(cfg.seed), xs))
+    return compiled_memory(trainer.lower(ts, xs, ys))
+
+
 def train_and_evaluate(cfg: TrainConfig, *, progress: bool = True, log=None) -> dict:
     """Train ``cfg.model`` on ``cfg.dataset`` with ``cfg.rule``; return the results dict.
 
@@ -290,13 +318,8 @@ def train_and_evaluate(cfg: TrainConfig, *, progress: bool = True, log=None) -> 
         test_set, cfg.batch_size, T=cfg.T, encoding=cfg.encoding, shuffle=False,
         drop_last=False, seed=cfg.seed + 1,
     )
-    model = make_model(cfg, train_set.num_classes)
-    rule = make_rule(cfg)
-    loss = losses.per_step(mse=cfg.mse, target=cfg.mse_target)
-    trainer = Trainer(
-        model, rule, make_optimizer(cfg, len(train_loader)), loss,
-        mesh=None if dp is None else dp.mesh,
-    )
+    trainer = make_trainer(cfg, train_set.num_classes, len(train_loader),
+                           mesh=None if dp is None else dp.mesh)
 
     xs0, ys0 = next(train_loader.epoch(0))
     trainer.check(xs0, ys0)
@@ -315,7 +338,7 @@ def train_and_evaluate(cfg: TrainConfig, *, progress: bool = True, log=None) -> 
     timed = step_times[1:] or step_times
     return {
         "config": dataclasses.asdict(cfg),
-        "rule": rule.name,
+        "rule": trainer.rule.name,
         "history": history,
         "final_test_accuracy": history[-1]["test_accuracy"],
         "step_time_s": statistics.median(timed) if timed else float("nan"),

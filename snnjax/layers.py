@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 
 from snnjax.convolution import conv2d
+from snnjax.pooling import max_pool
 
 __all__ = [
     "Dense",
@@ -339,7 +340,7 @@ class MaxPool(nn.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         if self.is_mutable_collection("trace") and not self.is_initializing():
             raise ValueError(TRACE_ERROR)
-        return _pool(nn.max_pool, x, self.window)
+        return unfold(max_pool(fold(x), self.window), x.shape[0])
 
 
 class Readout(nn.Module):

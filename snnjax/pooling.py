@@ -1,0 +1,75 @@
+"""Non-overlapping max pooling whose backward keeps one byte per output.
+
+``lax.reduce_window``'s gradient on XLA:CPU materialises several int32 and float buffers the
+size of the *input* for its select-and-scatter; a spiking net's first pooled map is its
+largest activation, so that backward alone set the peak of a local block's memory. Here the
+forward records which window position held the maximum (the first one in row-major order,
+as ``reduce_window``'s ``>=`` selection and PyTorch's ``MaxPool2d`` pick among ties, which
+binary spike maps have everywhere) as a ``uint8`` per output, and the backward routes each
+output's cotangent to that position: the same gradient, bit for bit.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+
+__all__ = ["max_pool"]
+
+
+def max_pool(x: jax.Array, window: int) -> jax.Array:
+    """``window × window`` max pooling, stride ``window``, VALID padding.
+
+    Args:
+      x: ``[N, H, W, F]``.
+      window: the window's side (at most 16).
+
+    Returns:
+      ``[N, H // window, W // window, F]``; gradient to the first maximum of each window.
+    """
+    if not 1 <= window <= 16:
+        raise ValueError(f"max_pool window must be in [1, 16], got {window}")
+    return _max_pool(x, window)
+
+
+def _windows(x, w):
+    """``x [N, H, W, F]`` cropped to whole windows, as ``[N, Ho, w, Wo, w, F]``."""
+    n, h, wd, f = x.shape
+    ho, wo = h // w, wd // w
+    return x[:, :ho * w, :wo * w].reshape(n, ho, w, wo, w, f)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
+def _max_pool(x, w):
+    return _windows(x, w).max(axis=(2, 4))
+
+
+def _max_pool_fwd(x, w):
+    xw = _windows(x, w)
+    out = xw.max(axis=(2, 4))
+    # The first position (row-major in the window) equal to the maximum.
+    index = jnp.zeros(out.shape, jnp.uint8)
+    found = jnp.zeros(out.shape, bool)
+    for k in range(w * w):
+        hit = (xw[:, :, k // w, :, k % w] == out) & ~found
+        index = jnp.where(hit, jnp.uint8(k), index)
+        found = found | hit
+    return out, (index, x.shape)
+
+
+def _max_pool_bwd(w, residuals, g):
+    index, shape = residuals
+    n, h, wd, f = shape
+    ho, wo = g.shape[1], g.shape[2]
+    zero = jnp.zeros((), g.dtype)
+    rows = [jnp.stack([jnp.where(index == dy * w + dx, g, zero) for dx in range(w)], axis=3)
+            for dy in range(w)]  # each [N, Ho, Wo, w, F]
+    dx = jnp.stack(rows, axis=2).reshape(n, ho * w, wo * w, f)
+    if (ho * w, wo * w) != (h, wd):
+        dx = jnp.pad(dx, ((0, 0), (0, h - ho * w), (0, wd - wo * w), (0, 0)))
+    return (dx,)
+
+
+_max_pool.defvjp(_max_pool_fwd, _max_pool_bwd)

@@ -21,8 +21,8 @@ Commands:
     python -m experiments.run guo_alexnet --preset small --out experiments/results
 
 Runtime: ``paper`` was not run here (4 runs of 100 epochs). ``small``: 4 runs on
-``digits_dvs`` (T = 10, AlexNet at 1/8 width, 6 epochs), about 5 minutes on 2 CPU cores
-(measured: 4.6).
+``digits_dvs`` (T = 10, AlexNet at 1/8 width, 6 epochs), about 2 minutes on 2 CPU cores
+(measured: 1.5).
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ Commands:
     python -m experiments.run ottt --preset small --out experiments/results
 
 Runtime: ``paper`` was not run here (8 runs of 300 epochs; needs a GPU and the datasets).
-``small``: 6 runs on the digit stand-ins, about 4 minutes on 2 CPU cores (measured: 4.2).
+``small``: 6 runs on the digit stand-ins, about 2 minutes on 2 CPU cores (measured: 2.1).
 
 The small preset: VGG-11 sWS at 1/8 width on ``digits_std`` (T = 6, for CIFAR-10) and
 ``digits_dvs`` (T = 10, for CIFAR10-DVS), with BPTT beside OTTT_A/OTTT_O for the memory

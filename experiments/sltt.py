@@ -23,7 +23,7 @@ Commands:
 
 Runtime: ``paper`` was not run here (10 runs of 200–300 epochs; needs a GPU and the
 datasets). ``small``: 5 runs on the digit stand-ins, about 2 minutes on 2 CPU cores
-(measured: 2.0).
+(measured: 1.5).
 
 The small preset: ResNet-18 at 1/8 width on ``digits_std`` (T = 6; BPTT, SLTT) and VGG-11-BN
 at 1/8 width on ``digits_dvs`` (T = 10; BPTT, SLTT, SLTT-K with K = 2), 8 epochs, batch 32,

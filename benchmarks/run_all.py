@@ -192,7 +192,7 @@ def run_local(q):
             _log(f"local {net} {rule.name}: {m['memory_bytes']}")
         states = jax.eval_shape(lambda: model.init(  # noqa: B023
             jax.random.key(0), jnp.zeros((1, batch, *shape)), train=False))["neuron"]
-        neuron_bytes[net] = sum(a.size * a.dtype.itemsize for a in jax.tree.leaves(states))
+        neuron_bytes[net] = cost.tree_bytes(states)
     _save("local", {"env": _env(), "rows": rows, "neuron_bytes": neuron_bytes})
 
 

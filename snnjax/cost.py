@@ -39,6 +39,7 @@ from snnjax.train import Trainer, num_classes_of
 
 __all__ = [
     "compiled_memory",
+    "tree_bytes",
     "default_optimizer",
     "Layer",
     "Schedule",
@@ -579,7 +580,8 @@ def time_step(step: Callable, ts, xs, ys, *, steps: int = 5) -> tuple[float, Any
     return statistics.median(times), ts
 
 
-def _tree_bytes(tree) -> int:
+def tree_bytes(tree) -> int:
+    """Bytes of every array (or ``ShapeDtypeStruct``) leaf of ``tree``."""
     return int(sum(math.prod(x.shape) * jnp.dtype(x.dtype).itemsize for x in jax.tree.leaves(tree)))
 
 
@@ -657,8 +659,8 @@ def measure(
     macs = count_macs(lays, sched, rate_map)
     access = count_memory_access(
         lays, sched,
-        param_bytes=_tree_bytes(ts_shape.params),
-        opt_state_bytes=_tree_bytes(ts_shape.opt_state),
+        param_bytes=tree_bytes(ts_shape.params),
+        opt_state_bytes=tree_bytes(ts_shape.opt_state),
     )
 
     step_time, peak = None, None

@@ -7,7 +7,7 @@ import optax
 import pytest
 
 from snnjax import models, rules
-from snnjax.cost import compiled_memory
+from snnjax.cost import compiled_memory, tree_bytes
 from snnjax.losses import per_step
 from snnjax.train import Trainer
 
@@ -129,10 +129,6 @@ def _block_alone(net, start, end, in_shape, inner, batch, T):
     return compiled(block, inner, T, batch, in_shape, "temp_bytes", optax.sgd(0.1))
 
 
-def _bytes(tree):
-    return sum(a.size * a.dtype.itemsize for a in jax.tree.leaves(tree))
-
-
 def test_local_memory_is_that_of_its_largest_block():
     # docs/schedules.md: each block's forward, head loss and backward finish before the next block
     # starts, so Local's temporaries are those of its largest block, plus what every rule
@@ -147,8 +143,8 @@ def test_local_memory_is_that_of_its_largest_block():
         net, jax.random.key(0), jnp.zeros((batch, *shape))))
     states = jax.eval_shape(lambda: net.init(
         jax.random.key(0), jnp.zeros((1, batch, *shape)), train=False))["neuron"]
-    others = sum(_bytes(states[f"units_{i}"]) for i in (1, 2, 3))  # block 0 is the largest
-    grad_sum = _bytes(variables[0])
+    others = sum(tree_bytes(states[f"units_{i}"]) for i in (1, 2, 3))  # block 0 is the largest
+    grad_sum = tree_bytes(variables[0])
     local = compiled(net, local_rule, T, batch, shape, "temp_bytes", optax.sgd(0.1))
     whole = compiled(net, inner, T, batch, shape, "temp_bytes", optax.sgd(0.1))
     assert local <= 1.05 * (max(blocks) + others + grad_sum), (local, blocks, others, grad_sum)

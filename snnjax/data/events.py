@@ -118,18 +118,23 @@ def _class_folder(folder: str, suffix: str, what: str) -> list[str]:
     return files
 
 
+def _subfolders(top: str, stray: str) -> list[str]:
+    """The folders inside a split folder ``top`` ([] when ``top`` is absent); a file there is
+    refused with ``stray`` as the reason."""
+    if not os.path.isdir(top):
+        return []
+    dirs, files = _entries(top)
+    if files:
+        raise DatasetLayoutError(os.path.join(top, files[0]), stray)
+    return dirs
+
+
 # ---- N-MNIST ---------------------------------------------------------------------------------
 
 def _find_nmnist(root: str, split: str) -> Files:
     """``<root>/Train|Test/<digit>/*.bin``: the class folder's name is the label, 0 … 9."""
     top = os.path.join(root, "Train" if split == "train" else "Test")
-    if not os.path.isdir(top):
-        return []
-    dirs, files = _entries(top)
-    if files:
-        raise DatasetLayoutError(
-            os.path.join(top, files[0]), "a file outside the class folders 0 … 9 (label unknown)"
-        )
+    dirs = _subfolders(top, "a file outside the class folders 0 … 9 (label unknown)")
     out = []
     for name in dirs:
         folder = os.path.join(top, name)
@@ -158,13 +163,7 @@ _GESTURE_NAME = re.compile(r"^(\d+)\.npy$")
 def _find_dvs_gesture(root: str, split: str) -> Files:
     """``<root>/ibmGestureTrain|ibmGestureTest/<user session>/<label>.npy``, labels 0 … 10."""
     top = os.path.join(root, "ibmGestureTrain" if split == "train" else "ibmGestureTest")
-    if not os.path.isdir(top):
-        return []
-    dirs, files = _entries(top)
-    if files:
-        raise DatasetLayoutError(
-            os.path.join(top, files[0]), "a file outside the user session folders (user01_…)"
-        )
+    dirs = _subfolders(top, "a file outside the user session folders (user01_…)")
     out = []
     for name in dirs:
         folder = os.path.join(top, name)

@@ -2,7 +2,8 @@
 # CI: build the documentation site (mkdocs.yml) offline, in strict mode: any warning fails the
 # build, so a broken link or anchor, an unknown `:::` API identifier, a docstring argument
 # that is not in the signature or a notebook cell that raises is an error. The notebooks are
-# executed during the build (they are stored without outputs). Installs the `docs` extra into
+# executed during the build (they are stored without outputs), unless SNNJAX_DOCS_EXECUTE=false
+# (.ci/run, right after nbmake has run them). Installs the `docs` extra into
 # the existing .venv (made by the README's install or test command) and builds into a
 # temporary directory, removed afterwards; SNNJAX_DOCS_OUT=DIR keeps the site in DIR instead.
 set -euo pipefail

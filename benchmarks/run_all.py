@@ -183,7 +183,7 @@ def run_local(q):
     rows, neuron_bytes = [], {}
     for net, (make, shape, T) in LOCAL_NETS.items():
         model = make(q)
-        for rule in (rules.bptt(), rules.bptt(chunk=1), rules.tbptt(1),
+        for rule in (rules.bptt(), rules.bptt(chunk=T), rules.tbptt(1),
                      rules.local(rules.tbptt(1), block_size=1),
                      rules.local(rules.tbptt(1), block_size=2)):
             m = _memory_shape(model, rule, T, batch, shape)
@@ -201,7 +201,7 @@ def run_schedules(q):
     width, batch, T = (0.125, 4, 8) if q else (0.25, 16, 32)
     model = models.vgg11_sws(10, width=width)
     rows = []
-    for make, chunks in ((rules.bptt, (None, 8, 1)), (rules.sltt, (1, 8, T)),
+    for make, chunks in ((rules.bptt, (None, T, 8, 1)), (rules.sltt, (1, 8, T)),
                          (rules.ottt, (1, 8, T)), (lambda chunk: rules.sltt_k(1, chunk=chunk),
                                                   (1, 8, T))):
         for chunk in chunks:
@@ -230,7 +230,7 @@ def run_peers(q):
         return
     if q:
         result = peers.run(Ns=(64,), T_dense=10, T_conv=2, batch=4, width=0.125, rounds=2,
-                           libs={"snnjax", "snnjax-chunk1", "snntorch", "spikingjelly", "spyx",
+                           libs={"snnjax", "snnjax-chunk1", "snnjax-chunkT", "snntorch", "spikingjelly", "spyx",
                                  "snnjax-sltt", "spikingjelly-sltt"},
                            log=_log)
     else:
@@ -358,9 +358,9 @@ def render_goals(d):
               "the standardised kernels, against about 25 MiB of one step's activations; at "
               "the papers' batch size (128) activations dominate. SLTT-K sits above SLTT at "
               "batch 128: it keeps the selected step's entering neuron states and inputs for "
-              "its batched replay (README, design notes). BPTT is `bptt()`'s default schedule, "
-              "one chunk of T (layer-wise, fastest); `bptt(chunk=1)` keeps the same residuals "
-              "with smaller backward temporaries (Time chunks, below)."]
+              "its batched replay (README, design notes). BPTT is `bptt()` as a user gets it: "
+              "its pieces chosen from the model, one step on this conv net (docs/schedules.md; "
+              "Time chunks, below)."]
     t = d["time"]
     lines += ["", f"**Step time at T = 6** (batch {d['time_batch']}, medians of interleaved "
               f"runs; load average {d['env']['load_average'][0]:.1f}; goals: SLTT-K(K=1) ≤ 0.5× "
@@ -377,23 +377,23 @@ def render_goals(d):
 def render_local(d):
     lines = ["Compiled step memory (XLA's analysis, total = temporaries + arguments + outputs; "
              "compile only), SGD with momentum. Guo et al.'s goal: Local (block size 1) well "
-             "below the same window without Local, and far below BPTT. Local runs its blocks "
+             "below the same window without Local, and far below BPTT (`bptt()`, its pieces "
+             "chosen from the model: one step on these conv nets; `bptt[chunk=T]` runs the "
+             "window as one piece). Local runs its blocks "
              "one after the other (docs/schedules.md): its temporaries are its largest block's "
              "plus what every windowed rule carries from one window to the next, the neuron "
              "state of every layer (given under each table).", ""]
     for net in dict.fromkeys(r["net"] for r in d["rows"]):
         rows = [r for r in d["rows"] if r["net"] == net]
         bptt = next(r for r in rows if r["rule"] == "bptt")["memory_bytes"]
-        step = next(r for r in rows if r["rule"] == "bptt[chunk=1]")["memory_bytes"]
         tb = next(r for r in rows if r["rule"] == "tbptt(k=1)")["memory_bytes"]
         lines += [f"**{net}**, T = {rows[0]['T']}, batch {rows[0]['batch']}", "",
-                  "| rule | block size | temp MiB | total MiB | vs BPTT | vs BPTT, chunk 1 "
-                  "| vs TBPTT(1) |",
-                  "|---|---:|---:|---:|---:|---:|---:|"]
+                  "| rule | block size | temp MiB | total MiB | vs BPTT | vs TBPTT(1) |",
+                  "|---|---:|---:|---:|---:|---:|"]
         for r in rows:
             lines.append(f"| {r['rule']} | {r['block_size'] or '-'} | {_mib(r['temp_bytes'])} "
                          f"| {_mib(r['memory_bytes'])} | {_pct(r['memory_bytes'], bptt)} | "
-                         f"{_pct(r['memory_bytes'], step)} | {r['memory_bytes'] / tb:.2f}× |")
+                         f"{r['memory_bytes'] / tb:.2f}× |")
         if net in d.get("neuron_bytes", {}):
             lines += ["", f"Neuron state of every layer, carried between windows: "
                           f"{_mib(d['neuron_bytes'][net])} MiB."]
@@ -404,10 +404,11 @@ def render_local(d):
 def render_schedules(d):
     lines = [f"VGG-11 sWS at {d['width']}× width, T = {d['T']}, batch {d['batch']}: the same "
              "gradient (tested in float64) at every chunk length; compiled memory (compile "
-             "only). `chunk=None` is BPTT's default, one chunk of T.", "",
+             "only). BPTT's default (`chunk=None`, shown as auto) chooses its pieces from the "
+             "model: one step on this conv net (docs/schedules.md).", "",
              "| rule | chunk | temp MiB | total MiB |", "|---|---:|---:|---:|"]
     for r in d["rows"]:
-        lines.append(f"| {r['rule']} | {r['chunk'] if r['chunk'] is not None else 'T'} | "
+        lines.append(f"| {r['rule']} | {r['chunk'] if r['chunk'] is not None else 'auto'} | "
                      f"{_mib(r['temp_bytes'])} | {_mib(r['memory_bytes'])} |")
     return "\n".join(lines)
 

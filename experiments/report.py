@@ -270,9 +270,9 @@ not comparable with the papers' numbers, which are shown for orientation; what t
 the comparison between rules at small scale. Step times were measured on a shared 2-core CPU
 while other jobs ran, so they are noisy; memory, MACs and memory access are deterministic,
 and `tests/test_results.py` recompiles every run's training step (compile only) and fails
-when a committed step-memory figure no longer matches the code. BPTT runs as `bptt()` does by
-default: one chunk of T steps, the fastest schedule, whose backward holds the transients of
-all T steps at once (`docs/schedules.md`; `bptt(chunk=1)` trades that time for memory).
+when a committed step-memory figure no longer matches the code. BPTT and TBPTT run as
+`bptt()` and `tbptt(k)` do by default, their pieces of time chosen from the model
+(`docs/schedules.md`): one step per piece for these conv nets.
 """
 
 

@@ -4,11 +4,16 @@
     s[t] = H(u[t] - V_th)                        fire, surrogate gradient in backward
     v[t] = u[t] - V_th·s[t]      (soft reset)    or    v[t] = u[t]·(1 - s[t])  (hard reset)
 
-A layer's state between chunks is :class:`LIFState`: the pre-reset potential ``u[t-1]``, from
-which a step applies the previous reset first. Within a scan the carry is :class:`LIFCarry`
-``(u, s)``, the spike carried along so that the reset is linear in the carry. Either way the
-carried ``u`` is the very buffer the surrogate gradient needs: a step stores one buffer per
-layer whichever rule runs it (the post-reset ``v`` would be a second).
+Two forms of the same step, with the same operations in the same order:
+
+- :func:`lif_step` carries the pre-reset potential: the state :class:`LIFState` ``u[t-1]``,
+  from which a step applies the previous reset first (within a scan :class:`LIFCarry`
+  ``(u, s)``, the spike carried along so that the reset is linear in the carry). Where the
+  state entering a step is a constant (SLTT, OTTT), ``u`` is also the buffer the surrogate
+  gradient reads: one buffer per layer serves as state and residual.
+- :func:`lif_step_v` carries the post-reset potential ``v[t]`` alone: where the recursion is
+  differentiated (BPTT, TBPTT), the carry crossing the seams between pieces of a window is
+  then one buffer per layer, not two.
 
 The functions know nothing of training rules: a rule cuts the temporal route by handing in
 the state as a constant (:mod:`snnjax.neurons` does that for SLTT and OTTT).
@@ -25,7 +30,8 @@ import jax.numpy as jnp
 from snnjax import surrogate as surrogate_lib
 
 __all__ = [
-    "LIFParams", "LIFState", "LIFCarry", "lif_state", "lif_carry", "lif_step", "lif_run",
+    "LIFParams", "LIFState", "LIFCarry", "lif_state", "lif_carry", "lif_step", "lif_step_v",
+    "lif_run",
     "potential",
 ]
 
@@ -110,10 +116,29 @@ def lif_step(
     """
     s_prev = jax.lax.stop_gradient(carry.s) if p.detach_reset else carry.s
     v = potential(p, LIFCarry(carry.u, s_prev))
-    lam = p.decay if decay is None else decay
-    u = lam * v + current
+    u = _charge(p, v, current, decay)
     s = p.surrogate(u - p.v_th)
     return s, LIFCarry(u, s)
+
+
+def lif_step_v(
+    p: LIFParams, v: jax.Array, current: jax.Array, decay: jax.Array | float | None = None
+) -> tuple[jax.Array, jax.Array]:
+    """:func:`lif_step` carrying the post-reset potential: ``(s[t], v[t])`` from ``v[t-1]``.
+
+    The same operations in the same order (the reset applied at the end of the step instead
+    of the start of the next), so the same spikes and gradients; the carry is one buffer.
+    """
+    u = _charge(p, v, current, decay)
+    s = p.surrogate(u - p.v_th)
+    s_reset = jax.lax.stop_gradient(s) if p.detach_reset else s
+    return s, potential(p, LIFCarry(u, s_reset))
+
+
+def _charge(p: LIFParams, v, current, decay):
+    """``u = λ·v + I``, with ``decay`` (e.g. PLIF's learnable λ) in the current's dtype."""
+    lam = p.decay if decay is None else jnp.asarray(decay).astype(current.dtype)
+    return lam * v + current
 
 
 def lif_run(p: LIFParams, currents: jax.Array, state: LIFState | None = None):

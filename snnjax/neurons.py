@@ -8,7 +8,9 @@ its own recursion over the chunk; everything else in a model folds time into the
 A neuron knows nothing of training rules. The rule's engine tells it how its temporal route
 ``v[t-1] → u[t]`` is treated, as the keyword ``route`` of its call (:class:`Route`):
 
-- ``KEEP``: differentiate through the recursion (BPTT, TBPTT inside a window).
+- ``KEEP``: differentiate through the recursion (BPTT, TBPTT inside a window). The
+  ``"state"`` variable then holds the scan's own carry (:meth:`SpikingNeuron.kept`), so that
+  a window run in several pieces stores nothing extra at their seams.
 - ``CUT``: the state entering each step is a constant (SLTT, OTTT). The recursion runs
   without differentiation and the step is then re-applied to all C steps at once from
   those constant states, so the backward pass is element-wise over the chunk.
@@ -16,7 +18,7 @@ A neuron knows nothing of training rules. The rule's engine tells it how its tem
   (stacked, ``[C, B, ...]``), as recorded by an earlier pass; the steps are applied to them
   at once (SLTT-K's batched backward at its selected steps).
 
-With ``record=True`` the layer also writes the states entering each step of the chunk to the
+With ``record=True`` the cut route also writes the states entering each step of the chunk to the
 ``"history"`` collection (SLTT-K's forward pass records them for its replay).
 
 A new neuron subclasses :class:`SpikingNeuron` and defines :meth:`~SpikingNeuron.initial_state`
@@ -33,7 +35,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from snnjax.neuron import LIFParams, LIFState, lif_carry, lif_state, lif_step
+from snnjax.neuron import (
+    LIFParams, LIFState, lif_carry, lif_state, lif_step, lif_step_v, potential,
+)
 
 __all__ = ["Route", "KEEP", "CUT", "REPLAY", "SpikingNeuron", "LIF", "IF", "PLIF"]
 
@@ -47,19 +51,18 @@ class Route:
 
     Attributes:
       kind: ``"keep"``, ``"cut"`` or ``"replay"``.
-      record: write the states entering each step to the ``"history"`` collection.
-      carry: (kept route) store the scan's own carry between chunks rather than the state:
-        where a differentiated window spans several chunks, a chunk's start then recomputes
-        nothing from the state (which would keep a second residual per step).
+      record: (cut route) write the states entering each step to the ``"history"``
+        collection.
     """
 
     kind: Literal["keep", "cut", "replay"] = "keep"
     record: bool = False
-    carry: bool = False
 
     def __post_init__(self):
         if self.kind not in ("keep", "cut", "replay"):
             raise ValueError(f"route kind must be 'keep', 'cut' or 'replay', got {self.kind!r}")
+        if self.record and self.kind != "cut":
+            raise ValueError("only the cut route records the states entering each step")
 
 
 KEEP, CUT, REPLAY = Route("keep"), Route("cut"), Route("replay")
@@ -105,6 +108,16 @@ class SpikingNeuron(nn.Module):
         """The state of a scan carry (identity unless the scan carries more)."""
         return carry
 
+    def kept(self) -> tuple[Step, Callable[[State], Any]]:
+        """The kept route's scan: ``(step, carry_of_state)``.
+
+        Under the kept route the ``"state"`` variable holds this scan's carry, from one chunk
+        to the next: a neuron may carry there whatever stores least while the recursion is
+        differentiated (LIF: the post-reset potential alone). Default: :meth:`dynamics`
+        and :meth:`carry_in`.
+        """
+        return self.dynamics(), self.carry_in
+
     @property
     def trace_decay(self) -> float:
         """λ of the presynaptic trace of this neuron's spikes (OTTT)."""
@@ -116,16 +129,11 @@ class SpikingNeuron(nn.Module):
             raise ValueError(
                 f"{type(self).__name__} expects currents [C, B, ...], got shape {currents.shape}"
             )
-        step = self.dynamics()
         sg = jax.lax.stop_gradient
         if route.kind == "keep":
-            if route.carry:
-                var = self.variable("neuron", "state",
-                                    lambda: self.carry_in(self.initial_state(currents[0])))
-                start = var.value
-            else:
-                var = self.variable("neuron", "state", self.initial_state, currents[0])
-                start = self.carry_in(var.value)
+            step, carry_of = self.kept()
+            var = self.variable("neuron", "state",
+                                lambda: carry_of(self.initial_state(currents[0])))
 
             def body(carry, i_t):
                 s, carry = step(carry, i_t)
@@ -134,16 +142,14 @@ class SpikingNeuron(nn.Module):
             if currents.shape[0] == 1:
                 # One step: no loop. (XLA does not reuse a loop's buffers across Local's
                 # blocks, so a loop here would cost every block's residuals at once.)
-                final, s = body(start, currents[0])
+                final, s = body(var.value, currents[0])
                 spikes = s[None]
             else:
-                final, spikes = jax.lax.scan(body, start, currents)
-            if route.record:
-                entering = _scan_carries(step, sg(start), sg(currents))
-                self.put_variable("history", "state", jax.vmap(self.carry_out)(entering))
+                final, spikes = jax.lax.scan(body, var.value, currents)
             if not self.is_initializing():
-                var.value = final if route.carry else self.carry_out(final)
+                var.value = final
             return spikes
+        step = self.dynamics()
         var = self.variable("neuron", "state", self.initial_state, currents[0])
         if route.kind == "replay":
             carries = jax.vmap(self.carry_in)(sg(var.value))
@@ -168,12 +174,18 @@ class SpikingNeuron(nn.Module):
 
 class LIF(SpikingNeuron):
     """Leaky integrate-and-fire (docs/rules.md) with fixed λ; state
-    :class:`~snnjax.neuron.LIFState`.
+    :class:`~snnjax.neuron.LIFState` (the pre-reset potential), and under the kept route the
+    post-reset potential ``v`` alone (:func:`~snnjax.neuron.lif_step_v`: the same spikes and
+    gradients, one buffer per layer between pieces where ``(u, s)`` would be two).
 
     ``currents [C, B, ...] -> spikes [C, B, ...]``.
     """
 
     neuron: LIFParams = LIFParams()
+
+    def leak(self):
+        """λ: None for the parameters' own decay, or a value (may declare parameters)."""
+        return None
 
     def initial_state(self, current):
         return lif_state(current)
@@ -185,7 +197,13 @@ class LIF(SpikingNeuron):
         return LIFState(carry.u)
 
     def dynamics(self) -> Step:
-        return lambda carry, i_t: lif_step(self.neuron, carry, i_t)
+        p, lam = self.neuron, self.leak()
+        return lambda carry, i_t: lif_step(p, carry, i_t, decay=lam)
+
+    def kept(self):
+        p, lam = self.neuron, self.leak()
+        return (lambda v, i_t: lif_step_v(p, v, i_t, decay=lam),
+                lambda state: potential(p, lif_carry(p, state)))
 
     @property
     def trace_decay(self) -> float:
@@ -195,9 +213,8 @@ class LIF(SpikingNeuron):
 class IF(LIF):
     """Integrate-and-fire: LIF without leak (λ = 1), other settings as ``neuron``."""
 
-    def dynamics(self) -> Step:
-        p = dataclasses.replace(self.neuron, decay=1.0)
-        return lambda carry, i_t: lif_step(p, carry, i_t)
+    def leak(self):
+        return 1.0
 
     @property
     def trace_decay(self) -> float:
@@ -224,11 +241,9 @@ class PLIF(LIF):
             raise ValueError(f"PLIF initial time constant tau0 must be > 1, got {self.tau0}")
         super().__post_init__()
 
-    def dynamics(self) -> Step:
+    def leak(self):
         w0 = math.log(self.tau0 - 1.0)
-        w = self.param("w", lambda key: jnp.asarray(w0, jnp.float32))
-        p = self.neuron
-        return lambda carry, i_t: lif_step(p, carry, i_t, decay=jax.nn.sigmoid(w).astype(i_t.dtype))
+        return jax.nn.sigmoid(self.param("w", lambda key: jnp.asarray(w0, jnp.float32)))
 
     @property
     def trace_decay(self) -> float:

@@ -20,6 +20,7 @@ import pytest
 
 from snnjax import layers, models, neurons, rules, surrogate
 from snnjax.neuron import LIFParams
+from snnjax.rules import engine
 from test_rules_identities import (
     LOSS, NEURON, T, B, D, C, H1, H2, TOL, hand_forward, hand_grad, hand_ottt, loop_loss, to64,
 )
@@ -119,6 +120,50 @@ def test_chunks_on_a_conv_net_with_batchnorm_and_dropout(cnn_bn, chunk, make):
         close(g1, want)
 
 
+@pytest.mark.parametrize("rule, whole", [
+    (rules.bptt(chunk=1), rules.bptt(chunk=T)),
+    (rules.bptt(chunk=2), rules.bptt(chunk=T)),
+    (rules.bptt(), rules.bptt(chunk=T)),
+    (rules.tbptt(3, chunk=1), rules.tbptt(3, chunk=3)),
+    (rules.tbptt(3, chunk=2), rules.tbptt(3, chunk=3)),
+], ids=["bptt-c1", "bptt-c2", "bptt-auto", "tbptt3-c1", "tbptt3-c2"])
+def test_pieces_of_a_kept_window_on_a_conv_net_with_batchnorm_and_dropout(cnn_bn, rule, whole):
+    # A differentiated window run as a scan over pieces: the same loss, gradient and
+    # BatchNorm statistics as the window in one application.
+    model, params, state, xs, ys = cnn_bn
+    key = jax.random.key(5)
+    loss_w, aux_w, g_w = grads(whole, model, params, state, xs, ys, key)
+    loss_p, aux_p, g_p = grads(rule, model, params, state, xs, ys, key)
+    close(g_p, g_w)
+    close(aux_p.state, aux_w.state)
+    assert float(loss_p) == pytest.approx(float(loss_w), rel=1e-12)
+
+
+def test_default_pieces_give_each_synapse_op_enough_rows():
+    # One step once a step's largest synapse op has PIECE_ROWS rows (a conv net); otherwise
+    # the fewest steps that reach them, the window split into equal pieces (a dense net).
+    assert engine.PIECE_ROWS == 1024
+    assert engine.piece_length(8, 8 * 32 * 32) == 1
+    assert engine.piece_length(8, 1024) == 1 and engine.piece_length(8, 1023) == 2
+    assert engine.piece_length(100, 16) == 100  # 64 steps needed: one piece
+    assert engine.piece_length(500, 16) == 72  # 7 pieces of >= 64 steps
+    assert engine.piece_length(100, 128) == 9  # pieces of >= 8 steps
+    assert engine.piece_length(6, 0) == 6  # no synapse
+    plan = rules.bptt().plan(8)
+    assert plan.apply is None and engine.resolve_pieces(plan, 4096).apply == 1
+    # Read off a model: a conv net at 32×32 with batch 2 (2048 rows), a dense one (2 rows).
+    cnn, mlp = models.cnn(C, (4,)), models.mlp(C, (8,))
+    for model, shape, want in ((cnn, (32, 32, 1), 1), (mlp, (6,), 8)):
+        xs = jnp.zeros((8, 2, *shape))
+        params, state = rules.bptt().init(model, jax.random.key(0), xs[0])
+        assert rules.bptt().plan_for(model, params, state, xs).apply == want
+        assert rules.tbptt(4).plan_for(model, params, state, xs).apply == min(want, 4)
+    assert rules.bptt(chunk=2).plan(8).apply == 2 and rules.sltt(chunk=2).plan(8).apply == 2
+    with pytest.raises(ValueError, match="pieces are not chosen"):
+        engine.run((), {}, {}, jnp.zeros((8, 2, 3)), jnp.zeros(2, int), loss=LOSS, key=None,
+                   plan=plan)
+
+
 def _loop(model, params, state, xs, ys, rngs):
     """SLTT by a Python loop over the model, one step at a time, the state cut each step."""
     neuron = jax.tree.map(jnp.zeros_like, model.init(jax.random.key(0), xs[:1])["neuron"])
@@ -200,11 +245,14 @@ def user_loop_grad(model, params, state, xs, ys, cut):
 
 @pytest.mark.parametrize("rule, cut", [
     (rules.bptt(), lambda t: False),
+    (rules.bptt(chunk=1), lambda t: False),
+    (rules.bptt(chunk=2), lambda t: False),
     (rules.tbptt(2), lambda t: t % 2 == 0),
+    (rules.tbptt(3, chunk=2), lambda t: t % 3 == 0),
     (rules.sltt(), lambda t: True),
     (rules.sltt(chunk=2), lambda t: True),
     (rules.sltt(chunk=T), lambda t: True),
-], ids=["bptt", "tbptt2", "sltt", "sltt-c2", "sltt-cT"])
+], ids=["bptt", "bptt-c1", "bptt-c2", "tbptt2", "tbptt3-c2", "sltt", "sltt-c2", "sltt-cT"])
 def test_user_module_matches_the_loop_oracle(user, rule, cut):
     name, model, params, state, xs, ys = user
     _, _, g = grads(rule, model, params, state, xs, ys)

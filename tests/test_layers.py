@@ -10,7 +10,7 @@ import pytest
 
 from snnjax import layers, models, neurons, rules
 from snnjax.losses import per_step
-from snnjax.neuron import LIFCarry, LIFParams, LIFState
+from snnjax.neuron import LIFParams, LIFState
 from snnjax.rules.engine import Plan, Stage, init_carry, route
 
 
@@ -99,19 +99,24 @@ def test_lif_layer_state_collection():
     lif = neurons.LIF()
     x = jnp.full((1, 2, 3), 0.7)  # a chunk of one step
     variables = lif.init(jax.random.key(0), x)
+    # The kept route carries the post-reset potential v alone.
     s, new = lif.apply(variables, x, mutable=["neuron"])
     np.testing.assert_array_equal(s, 0.0)
-    state = new["neuron"]["state"]
-    assert isinstance(state, LIFState)  # the pre-reset potential u
-    np.testing.assert_allclose(state.u, 0.7)
-    # Where a differentiated window spans chunks, the scan carry (u, s) is stored instead.
-    with route(neurons.Route("keep", carry=True)):
-        _, carried = lif.apply({}, x, mutable=["neuron"])
-    assert isinstance(carried["neuron"]["state"], LIFCarry)
-    np.testing.assert_array_equal(carried["neuron"]["state"].s, 0.0)
+    np.testing.assert_allclose(new["neuron"]["state"], 0.7)
     s, _ = lif.apply(new, x, mutable=["neuron"])  # 0.35 + 0.7 >= 1
     np.testing.assert_array_equal(s, 1.0)
+    # The cut route stores the pre-reset potential u.
+    with route(neurons.CUT):
+        s, cut = lif.apply({}, jnp.full((2, 2, 3), 0.7), mutable=["neuron"])
+    np.testing.assert_array_equal(s, [[[0.0] * 3] * 2, [[1.0] * 3] * 2])
+    assert isinstance(cut["neuron"]["state"], LIFState)
+    np.testing.assert_allclose(cut["neuron"]["state"].u, 1.05)
     assert isinstance(lif, nn.Module)
+
+
+def test_record_is_the_cut_routes_only():
+    with pytest.raises(ValueError, match="only the cut route records"):
+        neurons.Route("keep", record=True)
 
 
 @pytest.mark.parametrize("neuron", [neurons.LIF(LIFParams(decay=0.5)), neurons.IF(),
@@ -126,10 +131,10 @@ def test_neuron_routes_give_one_forward(x64, neuron):
     with route(neurons.Route("cut", record=True)):
         cut, new_cut = neuron.apply(params, xs, mutable=["neuron", "history"])
     np.testing.assert_array_equal(cut, keep)
-    # Every route stores the state u between chunks: the same u.
+    # The cut route stores u, the kept route v = u - V_th·s: the same potential.
     assert isinstance(new_cut["neuron"]["state"], LIFState)
-    np.testing.assert_allclose(new_cut["neuron"]["state"].u, new_keep["neuron"]["state"].u,
-                               rtol=1e-12)
+    u = new_cut["neuron"]["state"].u
+    np.testing.assert_allclose(u - (u >= 1.0), new_keep["neuron"]["state"], rtol=1e-12)
     steps, state = [], None
     for t in range(6):
         v = {**params, **({} if state is None else {"neuron": state})}

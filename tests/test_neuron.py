@@ -8,7 +8,8 @@ import pytest
 
 from snnjax import surrogate
 from snnjax.neuron import (
-    LIFCarry, LIFParams, LIFState, lif_carry, lif_run, lif_state, lif_step, potential,
+    LIFCarry, LIFParams, LIFState, lif_carry, lif_run, lif_state, lif_step, lif_step_v,
+    potential,
 )
 
 CURRENTS = [0.6, 0.6, 0.6, 1.5, 0.0, 0.3]
@@ -46,6 +47,40 @@ def test_lif_matches_hand_trajectory(reset, decay):
         assert float(s[0]) == want_s[t], (t, reset, decay)
         np.testing.assert_allclose(float(potential(p, state)[0]), want_v[t], rtol=1e-6,
                                    atol=1e-7)
+
+
+@pytest.mark.parametrize("reset", ["soft", "hard"])
+@pytest.mark.parametrize("detach", [False, True])
+def test_post_reset_form_is_the_same_step(x64, reset, detach):
+    # lif_step_v (carry v) and lif_step (carry (u, s)): the same spikes bit for bit, the same
+    # gradients w.r.t. currents and λ, on the hand sequence and on random currents.
+    p = LIFParams(decay=0.5, reset=reset, detach_reset=detach)
+    currents = jnp.concatenate([
+        jnp.asarray(CURRENTS, jnp.float64)[:, None] * jnp.ones((1, 4)),
+        jax.random.uniform(jax.random.key(0), (6, 4), jnp.float64, 0.0, 1.5)])
+
+    def run(form, currents, lam):
+        if form == "v":
+            body = lambda v, i: lif_step_v(p, v, i, decay=lam)[::-1]
+            carry = jnp.zeros(4, jnp.float64)
+        else:
+            body = lambda c, i: lif_step(p, c, i, decay=lam)[::-1]
+            carry = lif_carry(p, lif_state(jnp.zeros(4, jnp.float64)))
+        return jax.lax.scan(body, carry, currents)[1]
+
+    want_s, _ = hand_trajectory(0.5, reset, CURRENTS)
+    np.testing.assert_array_equal(run("v", currents, 0.5)[:6, 0], want_s)
+    np.testing.assert_array_equal(run("v", currents, 0.5), run("u", currents, 0.5))
+    weights = jax.random.normal(jax.random.key(1), currents.shape, jnp.float64)
+
+    def loss(form):
+        return lambda c, lam: jnp.sum(weights * run(form, c, lam))
+
+    g_v = jax.grad(loss("v"), argnums=(0, 1))(currents, jnp.float64(0.5))
+    g_u = jax.grad(loss("u"), argnums=(0, 1))(currents, jnp.float64(0.5))
+    assert float(jnp.abs(g_v[0]).max()) > 0 and float(jnp.abs(g_v[1])) > 0
+    np.testing.assert_allclose(g_v[0], g_u[0], rtol=1e-14, atol=1e-15)
+    np.testing.assert_allclose(g_v[1], g_u[1], rtol=1e-14, atol=1e-15)
 
 
 def test_soft_and_hard_differ_after_spike():

@@ -54,6 +54,17 @@ def test_bptt_grows_linearly_with_T(chunk):
     assert ratio == pytest.approx(2.0, rel=0.10), (m16, m32, m64)
 
 
+def test_bptt_default_pieces_follow_the_synapse_rows():
+    # A conv net whose largest synapse op has >= PIECE_ROWS rows in one step (8·16·16 = 2048)
+    # runs BPTT one step per piece: compiled exactly as bptt(chunk=1), below one piece of T.
+    # A dense net (8 rows per step) runs the whole window as one piece.
+    cnn = models.cnn(10, (4, 8))
+    of = lambda rule: compiled(cnn, rule, 8, B, (16, 16, 1), "temp_bytes")
+    assert of(rules.bptt()) == of(rules.bptt(chunk=1)) < of(rules.bptt(chunk=8))
+    assert temp_bytes(rules.bptt(), 16) == temp_bytes(rules.bptt(chunk=16), 16)
+    assert temp_bytes(rules.bptt(), 16) != temp_bytes(rules.bptt(chunk=1), 16)
+
+
 def test_sltt_uses_less_than_bptt():
     assert temp_bytes(rules.sltt(), 32) < 0.5 * temp_bytes(rules.bptt(), 32)
 

@@ -20,6 +20,7 @@ for every batch. The training step never branches on which rule it has.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 import chex
@@ -31,7 +32,7 @@ import optax
 from snnjax.layers import Conv, Dense
 from snnjax.losses import Loss
 from snnjax.neurons import SpikingNeuron
-from snnjax.rules.engine import TRANSIENT, Aux, Plan, Stage, run
+from snnjax.rules.engine import TRANSIENT, Aux, Plan, Stage, resolve_pieces, run
 
 __all__ = ["Rule", "Temporal", "Aux", "TRANSIENT", "check_model"]
 
@@ -99,14 +100,20 @@ class Rule:
                 "couples all time steps and only BPTT can use it"
             )
 
+    def plan_for(self, model: nn.Module, params, state, xs) -> Plan:
+        """The plan the engine runs for ``model`` on batches shaped like ``xs [T, B, ...]``:
+        :meth:`plan` with the pieces it leaves to the model chosen
+        (:func:`~snnjax.rules.engine.piece_length`; docs/schedules.md). Checks the model
+        first (:func:`check_model`)."""
+        plan = self.plan(xs.shape[0])
+        rows = check_model(self.stages(model), params, state, xs, plan)
+        return resolve_pieces(plan, rows)
+
     def _prepare(self, model, params, state, xs, ys, loss):
         """Every check before anything is compiled; ``(plan, stages)`` for the engine."""
         _check_batch(xs, ys)
-        T = xs.shape[0]
-        self.validate(T, loss)
-        plan, stages = self.plan(T), self.stages(model)
-        check_model(stages, params, state, xs, plan)
-        return plan, stages
+        self.validate(xs.shape[0], loss)
+        return self.plan_for(model, params, state, xs), self.stages(model)
 
     def value_and_grad(self, model, params, state, xs, ys, *, loss: Loss, key=None):
         """Loss, aux and gradients for one batch ``xs [T, B, ...]``, ``ys [B]``.
@@ -155,8 +162,10 @@ class Temporal(Rule):
         is the same for every chunk). For the cut rules each chunk is also the unit of
         differentiation: memory O(chunk), speed grows with it; None is 1 (constant memory).
         For BPTT and TBPTT a window is differentiated as a whole and runs as a scan over
-        chunks: None is the whole window (one op per synapse over all its steps, fastest),
-        1 the per-step scan (least memory for the backward's temporaries).
+        chunks: 1 is the per-step scan (least memory for the backward's temporaries), the
+        window's length one op per synapse over all its steps; None lets the engine choose
+        from the model (:func:`snnjax.rules.engine.piece_length`: the fewest steps that
+        give every synapse op enough rows to run at speed).
     """
 
     window: int | None = None
@@ -231,10 +240,10 @@ class Temporal(Rule):
             raise ValueError(f"SLTT-K: steps {self.steps} must lie in [0, T={T})")
         if self.cut:
             chunk = min(self.chunk or 1, T)
-            apply = None
+            apply = chunk
         else:
             chunk = T if self.window is None else self.window
-            apply = None if self.chunk is None or self.chunk >= chunk else self.chunk
+            apply = None if self.chunk is None else min(self.chunk, chunk)
         return Plan(chunk=chunk, apply=apply, cut=self.cut, traces=self.traces, K=self.K,
                     steps=self.steps)
 
@@ -279,19 +288,28 @@ def _layer(module: nn.Module) -> str:
     return f"'{'/'.join(module.path) or type(module).__name__}' ({type(module).__name__})"
 
 
-def check_model(stages, params, state, xs, plan: Plan) -> None:
+def check_model(stages, params, state, xs, plan: Plan) -> int:
     """Raise ValueError, before compiling, when the model cannot serve the plan.
 
     Checks that the model maps a chunk ``[C, B, ...]`` to logits ``[C, B, classes]``, and
     under OTTT's traces that every synapse after a neuron is a traced snnjax synapse and
     that every neuron has a fixed decay (docs/rules.md), naming the layer.
+
+    Returns:
+      the most rows of one step's synapse op (its output's samples × positions, e.g.
+      ``B·H·W`` for a convolution), from which the engine chooses its default pieces
+      (:func:`~snnjax.rules.engine.resolve_pieces`).
     """
-    calls = []
+    calls, rows = [], 0
 
     def probe(next_fun, args, kwargs, context):
+        nonlocal rows
+        out = next_fun(*args, **kwargs)
         if context.method_name == "__call__":
             calls.append(context.module)
-        return next_fun(*args, **kwargs)
+            if _kernel_holder(context.module) and hasattr(out, "shape"):
+                rows = max(rows, math.prod(out.shape[:-1]))
+        return out
 
     r = plan.route
     x = jax.ShapeDtypeStruct((1, *xs.shape[1:]), xs.dtype)
@@ -314,8 +332,13 @@ def check_model(stages, params, state, xs, plan: Plan) -> None:
             )
         if plan.K is not None:
             _check_replayable(new.get("neuron", {}), calls)
-    if not plan.traces:
-        return
+    if plan.traces:
+        _check_traced(calls)
+    return rows
+
+
+def _check_traced(calls) -> None:
+    """OTTT's traces: every neuron has a fixed decay, every synapse after one is traced."""
     seen_neuron = False
     for module in calls:
         if isinstance(module, SpikingNeuron):

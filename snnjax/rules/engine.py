@@ -32,7 +32,10 @@ from snnjax.layers import standardize_params
 from snnjax.losses import Loss
 from snnjax.neurons import CUT, KEEP, REPLAY, Route, SpikingNeuron
 
-__all__ = ["Plan", "Stage", "Aux", "run", "route", "init_carry", "TRANSIENT"]
+__all__ = [
+    "Plan", "Stage", "Aux", "run", "route", "init_carry", "piece_length", "resolve_pieces",
+    "PIECE_ROWS", "TRANSIENT",
+]
 
 PyTree = Any
 TRANSIENT = ("neuron", "trace")  # reset to zero for every batch
@@ -71,9 +74,12 @@ class Plan:
     Attributes:
       chunk: steps per chunk, 1 <= chunk <= T: the unit of each ``value_and_grad`` (a
         window of TBPTT, all T for BPTT) and of each in-loop update.
-      apply: steps per application of the model within a chunk (``<= chunk``): a chunk of
+      apply: steps per application of the model within a chunk (``<= chunk``; a chunk of
+        the cut route is one application): a chunk of
         a kept temporal route runs as a ``lax.scan`` over pieces of this length, the same
-        gradient with backward transients of one piece instead of the whole chunk.
+        gradient with backward transients of one piece instead of the whole chunk. None:
+        chosen from the model before compiling (:func:`piece_length`, by
+        :func:`resolve_pieces`).
       cut: the temporal route of every neuron is cut at every step (SLTT, OTTT).
       traces: synapses keep OTTT's presynaptic traces.
       K: SLTT-K's number of selected steps, or None.
@@ -95,11 +101,40 @@ class Plan:
 
     @property
     def route(self) -> Route:
-        """The neurons' route: cut, or kept (storing the scan carry when a window spans
-        several applications)."""
-        if self.cut:
-            return CUT
-        return Route("keep", carry=True) if self.apply else KEEP
+        """The neurons' route: cut, or kept. A window of one step (TBPTT(1)) keeps no route
+        from one step to the next: it runs the cut route, the same gradient, whose state is
+        also the surrogate gradient's residual (:mod:`snnjax.neuron`)."""
+        return CUT if self.cut or self.chunk == 1 else KEEP
+
+
+#: Rows (samples × output positions) a synapse op needs to run at speed; the default pieces
+#: of a kept route are the fewest steps that reach it (:func:`piece_length`).
+PIECE_ROWS = 1024
+
+
+def piece_length(window: int, rows: int) -> int:
+    """Steps per application of the model for a differentiated window of ``window`` steps
+    whose largest synapse op has ``rows`` rows per step (``B·H·W`` for a convolution, ``B``
+    for a dense layer).
+
+    A piece must give that op at least :data:`PIECE_ROWS` rows (a GEMM with fewer rows is
+    bound by reading its weights); beyond that, shorter pieces only lower the backward's
+    temporaries. So: one step for conv nets at usual batch sizes, ``⌈1024 / B⌉`` steps for
+    dense ones, the window split into equal pieces of at least that length.
+    """
+    if rows < 1:
+        return window
+    least = -(-PIECE_ROWS // rows)
+    n = max(1, window // least)
+    return -(-window // n)
+
+
+def resolve_pieces(plan: Plan, rows: int) -> Plan:
+    """``plan`` with its pieces chosen (:func:`piece_length`) where the rule left them to
+    the model; ``rows`` as there."""
+    if plan.apply is not None:
+        return plan
+    return dataclasses.replace(plan, apply=piece_length(plan.chunk, rows))
 
 
 def route(r: Route):
@@ -245,6 +280,8 @@ def run(
       gradients each update used); params and opt_state after the in-loop updates (the
       inputs when ``plan.online`` is False).
     """
+    if plan.apply is None:
+        raise ValueError("the plan's pieces are not chosen: pass resolve_pieces(plan, rows)")
     T = xs.shape[0]
     C = plan.chunk
     online = plan.online
@@ -280,7 +317,7 @@ def run(
                                      {k: new[k] for k in carry}, carry)
             return new_carry, (feat, logits, {k: new[k] for k in mutable_extra if k in new})
 
-        piece = plan.apply or x.shape[0]
+        piece = x.shape[0] if plan.cut else plan.apply  # a cut chunk is one application
         if piece >= x.shape[0]:
             carry, (feat, logits, extra) = apply(carry, x)
         else:

@@ -230,8 +230,8 @@ def run_peers(q):
         return
     if q:
         result = peers.run(Ns=(64,), T_dense=10, T_conv=2, batch=4, width=0.125, rounds=2,
-                           libs={"snnjax", "snnjax-chunk1", "snnjax-chunkT", "snntorch", "spikingjelly", "spyx",
-                                 "snnjax-sltt", "spikingjelly-sltt"},
+                           libs={"snnjax", "snnjax-chunk1", "snnjax-chunkT", "snntorch",
+                                 "spikingjelly", "spyx", "snnjax-sltt", "spikingjelly-sltt"},
                            log=_log)
     else:
         result = peers.run(rounds=11, log=_log)

@@ -105,15 +105,18 @@ class Rule:
         :meth:`plan` with the pieces it leaves to the model chosen
         (:func:`~snnjax.rules.engine.piece_length`; docs/schedules.md). Checks the model
         first (:func:`check_model`)."""
-        plan = self.plan(xs.shape[0])
-        rows = check_model(self.stages(model), params, state, xs, plan)
-        return resolve_pieces(plan, rows)
+        return self._plan_and_stages(model, params, state, xs)[0]
+
+    def _plan_and_stages(self, model, params, state, xs):
+        plan, stages = self.plan(xs.shape[0]), self.stages(model)
+        rows = check_model(stages, params, state, xs, plan)
+        return resolve_pieces(plan, rows), stages
 
     def _prepare(self, model, params, state, xs, ys, loss):
         """Every check before anything is compiled; ``(plan, stages)`` for the engine."""
         _check_batch(xs, ys)
         self.validate(xs.shape[0], loss)
-        return self.plan_for(model, params, state, xs), self.stages(model)
+        return self._plan_and_stages(model, params, state, xs)
 
     def value_and_grad(self, model, params, state, xs, ys, *, loss: Loss, key=None):
         """Loss, aux and gradients for one batch ``xs [T, B, ...]``, ``ys [B]``.

@@ -168,6 +168,7 @@ def _snnjax_dense_model(N):
 SNNJAX_RULES = {
     "snnjax": lambda T: _rules().bptt(),
     "snnjax-chunk1": lambda T: _rules().bptt(chunk=1),
+    "snnjax-hugetlb": lambda T: _rules().bptt(),  # run by peers.py under glibc's hugetlb=1
     "snnjax-chunkT": lambda T: _rules().bptt(chunk=T),
     "snnjax-sltt": lambda T: _rules().sltt(chunk=T),
     "snnjax-sltt-c1": lambda T: _rules().sltt(),

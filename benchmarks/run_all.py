@@ -357,8 +357,8 @@ def render_goals(d):
               "(outputs: donated, so aliased, but counted in the total), the gradient sum and "
               "the standardised kernels, against about 25 MiB of one step's activations; at "
               "the papers' batch size (128) activations dominate. SLTT-K sits above SLTT at "
-              "batch 128: it keeps the selected step's entering neuron states and inputs for "
-              "its batched replay (README, design notes). BPTT is `bptt()` as a user gets it: "
+              "batch 128: it keeps the selected step's neuron potentials and inputs for its "
+              "batched replay (docs/schedules.md). BPTT is `bptt()` as a user gets it: "
               "its pieces chosen from the model, one step on this conv net (docs/schedules.md; "
               "Time chunks, below)."]
     t = d["time"]

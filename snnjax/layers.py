@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 
 from snnjax.convolution import conv2d
-from snnjax.pooling import max_pool
+from snnjax.pooling import avg_pool, max_pool
 
 __all__ = [
     "Dense",
@@ -317,11 +317,6 @@ class Dropout(nn.Module):
 # ---------------------------------------------------------------------------- pooling, readout
 
 
-def _pool(fn, x: jax.Array, window: int) -> jax.Array:
-    w = (window, window)
-    return unfold(fn(fold(x), w, strides=w), x.shape[0])
-
-
 class AvgPool(nn.Module):
     """Average pooling ``window × window``, stride ``window``, on ``[C, B, H, W, F]``
     (linear: OTTT-safe)."""
@@ -329,7 +324,7 @@ class AvgPool(nn.Module):
     window: int = 2
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        return _pool(nn.avg_pool, x, self.window)
+        return unfold(avg_pool(fold(x), self.window), x.shape[0])
 
 
 class MaxPool(nn.Module):

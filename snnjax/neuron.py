@@ -15,6 +15,10 @@ Two forms of the same step, with the same operations in the same order:
   differentiated (BPTT, TBPTT), the carry crossing the seams between pieces of a window is
   then one buffer per layer, not two.
 
+- :func:`lif_refire` fires again from a recorded ``u[t]`` with the gradient of a step whose
+  entering state was a constant (SLTT-K's replay): with a fixed λ, ``∂u[t]/∂I[t] = 1`` is
+  all of it, so the replay needs neither ``v[t-1]`` nor the current's value.
+
 The functions know nothing of training rules: a rule cuts the temporal route by handing in
 the state as a constant (:mod:`snnjax.neurons` does that for SLTT and OTTT).
 """
@@ -31,7 +35,7 @@ from snnjax import surrogate as surrogate_lib
 
 __all__ = [
     "LIFParams", "LIFState", "LIFCarry", "lif_state", "lif_carry", "lif_step", "lif_step_v",
-    "lif_run",
+    "lif_run", "lif_refire",
     "potential",
 ]
 
@@ -133,6 +137,29 @@ def lif_step_v(
     s = p.surrogate(u - p.v_th)
     s_reset = jax.lax.stop_gradient(s) if p.detach_reset else s
     return s, potential(p, LIFCarry(u, s_reset))
+
+
+def lif_refire(p: LIFParams, u: jax.Array, current: jax.Array) -> jax.Array:
+    """The spikes ``H(u - V_th)`` of a step that reached ``u`` (recorded, a constant), with
+    the cut route's gradient w.r.t. its ``current``: ``∂u/∂I = 1`` (λ fixed, ``v[t-1]`` a
+    constant). Equal to :func:`lif_step`'s spikes and gradient from a constant state that
+    led to ``u``; the value of ``current`` is not read. ``u``, ``current``: ``[..., B, ...]``.
+    """
+    return p.surrogate(_value_of(jax.lax.stop_gradient(u), current) - p.v_th)
+
+
+@jax.custom_jvp
+def _value_of(value: jax.Array, x: jax.Array) -> jax.Array:
+    """``value``, with the tangent of ``x`` (a custom JVP: XLA then keeps ``value`` alone
+    for the backward, where ``value + (x - sg(x))`` would keep ``x`` too)."""
+    return value
+
+
+@_value_of.defjvp
+def _value_of_jvp(primals, tangents):
+    value, _ = primals
+    _, dx = tangents
+    return value, dx
 
 
 def _charge(p: LIFParams, v, current, decay):

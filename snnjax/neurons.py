@@ -14,12 +14,13 @@ A neuron knows nothing of training rules. The rule's engine tells it how its tem
 - ``CUT``: the state entering each step is a constant (SLTT, OTTT). The recursion runs
   without differentiation and the step is then re-applied to all C steps at once from
   those constant states, so the backward pass is element-wise over the chunk.
-- ``REPLAY``: the ``"state"`` variable holds the states entering C independent steps
-  (stacked, ``[C, B, ...]``), as recorded by an earlier pass; the steps are applied to them
-  at once (SLTT-K's batched backward at its selected steps).
+- ``REPLAY``: the ``"state"`` variable holds what an earlier pass recorded of C independent
+  steps (stacked, ``[C, B, ...]``); the steps are applied to them at once
+  (:meth:`SpikingNeuron.replay`: SLTT-K's batched backward at its selected steps).
 
-With ``record=True`` the cut route also writes the states entering each step of the chunk to the
-``"history"`` collection (SLTT-K's forward pass records them for its replay).
+With ``record=True`` the cut route also writes, for each step of the chunk, what the
+neuron's replay needs of it (:meth:`SpikingNeuron.record`) to the ``"history"`` collection
+(SLTT-K's forward pass).
 
 A new neuron subclasses :class:`SpikingNeuron` and defines :meth:`~SpikingNeuron.initial_state`
 and :meth:`~SpikingNeuron.dynamics`; the engine and the rules need no change.
@@ -36,7 +37,7 @@ import jax
 import jax.numpy as jnp
 
 from snnjax.neuron import (
-    LIFParams, LIFState, lif_carry, lif_state, lif_step, lif_step_v, potential,
+    LIFParams, LIFState, lif_carry, lif_refire, lif_state, lif_step, lif_step_v, potential,
 )
 
 __all__ = ["Route", "KEEP", "CUT", "REPLAY", "SpikingNeuron", "LIF", "IF", "PLIF"]
@@ -51,8 +52,8 @@ class Route:
 
     Attributes:
       kind: ``"keep"``, ``"cut"`` or ``"replay"``.
-      record: (cut route) write the states entering each step to the ``"history"``
-        collection.
+      record: (cut route) write what the neuron's replay needs of each step
+        (:meth:`SpikingNeuron.record`) to the ``"history"`` collection.
     """
 
     kind: Literal["keep", "cut", "replay"] = "keep"
@@ -62,7 +63,7 @@ class Route:
         if self.kind not in ("keep", "cut", "replay"):
             raise ValueError(f"route kind must be 'keep', 'cut' or 'replay', got {self.kind!r}")
         if self.record and self.kind != "cut":
-            raise ValueError("only the cut route records the states entering each step")
+            raise ValueError("only the cut route records its steps for a replay")
 
 
 KEEP, CUT, REPLAY = Route("keep"), Route("cut"), Route("replay")
@@ -118,6 +119,19 @@ class SpikingNeuron(nn.Module):
         """
         return self.dynamics(), self.carry_in
 
+    def record(self, entering: State, leaving: State) -> State:
+        """What SLTT-K's forward pass keeps of a step for :meth:`replay`, from the states
+        entering and leaving it (``[B, ...]`` each). Default: the entering state."""
+        return entering
+
+    def replay(self, recorded: State, currents: jax.Array) -> jax.Array:
+        """Spikes ``[C, B, ...]`` of C independent steps from what :meth:`record` kept of
+        each (stacked ``[C, B, ...]``, constants), with the cut route's gradient w.r.t.
+        ``currents`` and the parameters. Default: :meth:`dynamics` from the entering states.
+        """
+        carries = jax.lax.stop_gradient(jax.vmap(self.carry_in)(recorded))
+        return jax.vmap(self.dynamics())(carries, currents)[0]
+
     @property
     def trace_decay(self) -> float:
         """λ of the presynaptic trace of this neuron's spikes (OTTT)."""
@@ -149,12 +163,10 @@ class SpikingNeuron(nn.Module):
             if not self.is_initializing():
                 var.value = final
             return spikes
-        step = self.dynamics()
         var = self.variable("neuron", "state", self.initial_state, currents[0])
         if route.kind == "replay":
-            carries = jax.vmap(self.carry_in)(sg(var.value))
-            spikes, _ = jax.vmap(step)(sg(carries), currents)
-            return spikes
+            return self.replay(sg(var.value), currents)
+        step = self.dynamics()
         start = sg(self.carry_in(sg(var.value)))
         if currents.shape[0] == 1:
             # One step: no scan, no vmap (each would keep a copy of the state).
@@ -166,7 +178,12 @@ class SpikingNeuron(nn.Module):
             spikes, after = jax.vmap(step)(entering, currents)
             final = self.carry_out(jax.tree.map(lambda a: sg(a[-1]), after))
         if route.record:
-            self.put_variable("history", "state", jax.vmap(self.carry_out)(sg(entering)))
+            # The state leaving each step is the one entering the next (the last: final);
+            # built so, the chunk holds no second [C, ...] copy of the states.
+            entering = jax.vmap(self.carry_out)(sg(entering))
+            leaving = jax.tree.map(lambda e, f: jnp.concatenate([e[1:], f[None]]),
+                                   entering, final)
+            self.put_variable("history", "state", jax.vmap(self.record)(entering, leaving))
         if not self.is_initializing():
             var.value = final
         return spikes
@@ -204,6 +221,16 @@ class LIF(SpikingNeuron):
         p, lam = self.neuron, self.leak()
         return (lambda v, i_t: lif_step_v(p, v, i_t, decay=lam),
                 lambda state: potential(p, lif_carry(p, state)))
+
+    def record(self, entering, leaving):
+        # With a fixed λ the potential the step reached is all its replay needs: the
+        # recorded state is then the one the forward pass carries on (no second copy).
+        return leaving if self.fixed_decay else entering
+
+    def replay(self, recorded, currents):
+        if not self.fixed_decay:
+            return super().replay(recorded, currents)
+        return lif_refire(self.neuron, recorded.u, currents)
 
     @property
     def trace_decay(self) -> float:

@@ -1,4 +1,5 @@
-"""Non-overlapping max pooling whose backward keeps one byte per output.
+"""Non-overlapping pooling: max pooling whose backward keeps one byte per output, and
+average pooling (:func:`avg_pool`) as a sum of strided slices.
 
 ``lax.reduce_window``'s gradient on XLA:CPU materialises several int32 and float buffers the
 size of the *input* for its select-and-scatter; a spiking net's first pooled map is its
@@ -16,7 +17,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-__all__ = ["max_pool"]
+__all__ = ["avg_pool", "max_pool"]
 
 
 def max_pool(x: jax.Array, window: int) -> jax.Array:
@@ -32,6 +33,53 @@ def max_pool(x: jax.Array, window: int) -> jax.Array:
     if not 1 <= window <= 16:
         raise ValueError(f"max_pool window must be in [1, 16], got {window}")
     return _max_pool(x, window)
+
+
+def avg_pool(x: jax.Array, window: int) -> jax.Array:
+    """``window × window`` average pooling, stride ``window``, VALID padding, as
+    ``flax.linen.avg_pool`` computes it: the window's ``window²`` strided slices added in
+    row-major order, divided by ``window²``.
+
+    The forward is written as slices rather than ``reduce_window`` (flax) or a sum over
+    reshaped axes: with either, XLA:CPU materialised output-sized arrays (the divisor, or
+    the gradient several times over) that a rule's time loop then kept (README, design
+    notes). The backward is ``reduce_window``'s.
+
+    Args:
+      x: ``[N, H, W, F]``.
+      window: the window's side.
+
+    Returns:
+      ``[N, H // window, W // window, F]``.
+    """
+    if window < 1:
+        raise ValueError(f"avg_pool window must be >= 1, got {window}")
+    return _avg_pool(x, window)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
+def _avg_pool(x, w):
+    xw = _windows(x, w)
+    slices = [xw[:, :, i, :, j] for i in range(w) for j in range(w)]
+    return sum(slices[1:], slices[0]) / (w * w)
+
+
+def _avg_pool_fwd(x, w):
+    return _avg_pool(x, w), x.shape
+
+
+def _avg_pool_bwd(w, shape, g):
+    # The transpose of reduce_window's window sum, applied to g / w² (a scaling of the
+    # pooled size): flax's gradient, without the slices' transposes (slower here).
+    window = (1, w, w, 1)
+
+    def window_sum(a):
+        return jax.lax.reduce_window(a, 0.0, jax.lax.add, window, window, "VALID")
+
+    return jax.linear_transpose(window_sum, jax.ShapeDtypeStruct(shape, g.dtype))(g / (w * w))
+
+
+_avg_pool.defvjp(_avg_pool_fwd, _avg_pool_bwd)
 
 
 def _windows(x, w):

@@ -8,8 +8,8 @@ import pytest
 
 from snnjax import surrogate
 from snnjax.neuron import (
-    LIFCarry, LIFParams, LIFState, lif_carry, lif_run, lif_state, lif_step, lif_step_v,
-    potential,
+    LIFCarry, LIFParams, LIFState, lif_carry, lif_refire, lif_run, lif_state, lif_step,
+    lif_step_v, potential,
 )
 
 CURRENTS = [0.6, 0.6, 0.6, 1.5, 0.0, 0.3]
@@ -81,6 +81,34 @@ def test_post_reset_form_is_the_same_step(x64, reset, detach):
     assert float(jnp.abs(g_v[0]).max()) > 0 and float(jnp.abs(g_v[1])) > 0
     np.testing.assert_allclose(g_v[0], g_u[0], rtol=1e-14, atol=1e-15)
     np.testing.assert_allclose(g_v[1], g_u[1], rtol=1e-14, atol=1e-15)
+
+
+@pytest.mark.parametrize("reset", ["soft", "hard"])
+@pytest.mark.parametrize("surr", ["sigmoid", "triangle"])
+def test_refire_from_the_recorded_potential_is_the_cut_step(x64, reset, surr):
+    # SLTT-K's replay of a LIF step: firing again from the u[t] the forward pass reached
+    # gives lif_step's spikes and current-gradient from the constant state that led there
+    # (hand sequence: the state entering each step of CURRENTS, some spiking).
+    p = LIFParams(decay=0.5, reset=reset, surrogate=surrogate.get(surr, 1.0))
+    currents = jnp.asarray(CURRENTS, jnp.float64)[:, None] * jnp.asarray([1.0, 0.9, 1.2])
+    entering = jax.lax.scan(lambda c, i: (lif_step(p, c, i)[1], c),
+                            lif_carry(p, lif_state(currents[0])), currents)[1]
+
+    def step(i):
+        return jax.vmap(lambda c, i_t: lif_step(p, c, i_t)[0])(jax.lax.stop_gradient(entering), i)
+
+    reached = jax.vmap(lambda c, i_t: lif_step(p, c, i_t)[1].u)(entering, currents)
+    weights = jax.random.normal(jax.random.key(2), currents.shape, jnp.float64)
+    want_s, want_g = step(currents), jax.grad(lambda i: jnp.sum(weights * step(i)))(currents)
+    got_s = lif_refire(p, reached, currents)
+    got_g = jax.grad(lambda i: jnp.sum(weights * lif_refire(p, reached, i)))(currents)
+    want_hand, _ = hand_trajectory(0.5, reset, CURRENTS)
+    np.testing.assert_array_equal(got_s[:, 0], want_hand)
+    np.testing.assert_array_equal(got_s, want_s)
+    assert float(jnp.abs(want_g).max()) > 0
+    np.testing.assert_allclose(got_g, want_g, rtol=1e-14, atol=1e-15)
+    # Its value is the recorded potential's: the current's value is not read.
+    np.testing.assert_array_equal(lif_refire(p, reached, jnp.zeros_like(currents)), want_s)
 
 
 def test_soft_and_hard_differ_after_spike():

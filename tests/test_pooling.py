@@ -1,5 +1,5 @@
-"""snnjax.pooling.max_pool: reduce_window's max pooling and gradient, bit for bit, with a
-backward that stores one byte per output."""
+"""snnjax.pooling: max_pool is reduce_window's max pooling and gradient, bit for bit, with a
+backward that stores one byte per output; avg_pool is flax's average pooling."""
 
 import flax.linen as nn
 import jax
@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from snnjax.pooling import max_pool
+from snnjax.pooling import avg_pool, max_pool
 
 
 @pytest.mark.parametrize("shape,window", [((3, 8, 8, 5), 2), ((2, 9, 7, 3), 2),
@@ -45,3 +45,28 @@ def test_max_pool_backward_memory_is_below_reduce_windows():
 def test_max_pool_refuses_a_window_it_cannot_index():
     with pytest.raises(ValueError, match="window"):
         max_pool(jnp.zeros((1, 34, 34, 1)), 17)
+
+
+@pytest.mark.parametrize("shape,window", [((3, 8, 8, 5), 2), ((2, 9, 7, 3), 2),
+                                          ((2, 9, 9, 2), 3), ((1, 4, 4, 1), 1)])
+def test_avg_pool_is_flax_avg_pool_in_value_and_gradient(shape, window, x64):
+    # The window's strided slices added in row-major order, as reduce_window adds them: on
+    # spike maps the same values bit for bit (checked to rounding on real values); the
+    # backward is reduce_window's transpose.
+    key = jax.random.key(sum(shape) + window)
+    spikes = (jax.random.uniform(key, shape) > 0.5).astype(jnp.float64)
+    real = jax.random.normal(key, shape, jnp.float64)
+
+    def ref(x):
+        return nn.avg_pool(x, (window, window), strides=(window,) * 2)
+
+    np.testing.assert_array_equal(avg_pool(spikes, window), ref(spikes))
+    np.testing.assert_allclose(avg_pool(real, window), ref(real), rtol=1e-15, atol=1e-15)
+    out, vjp = jax.vjp(lambda x: avg_pool(x, window), real)
+    g = jax.random.normal(jax.random.key(7), out.shape, jnp.float64)
+    np.testing.assert_array_equal(vjp(g)[0], jax.vjp(ref, real)[1](g)[0])
+
+
+def test_avg_pool_refuses_a_window_below_one():
+    with pytest.raises(ValueError, match="window"):
+        avg_pool(jnp.ones((1, 4, 4, 1)), 0)

@@ -12,10 +12,10 @@ cover one chunk of one stage: memory O(C) of the largest stage. A stage's backwa
 before the next stage's forward starts (Local's block-sequential order), its output handed
 on as a constant.
 
-SLTT-K (``Plan.select``): a forward pass over all steps (no differentiation) records, at the
-K selected steps, every neuron's entering state and every stage's input; then each stage
-replays those K steps as one chunk of K independent steps and differentiates it: the
-backward's time ∝ K, not T.
+SLTT-K (``Plan.K``): a forward pass over all steps (no differentiation) records, at the
+K selected steps, what every neuron's replay needs (``SpikingNeuron.record``) and every
+stage's input; then each stage replays those K steps as one chunk of K independent steps
+and differentiates it: the backward's time ∝ K, not T.
 """
 
 from __future__ import annotations
@@ -209,10 +209,9 @@ def _unstandardize(params: PyTree) -> Callable[[PyTree], tuple]:
     """VJP of :func:`~snnjax.layers.standardize_params` at ``params``, its forward redone."""
 
     def vjp(cotangent):
-        # Tied to the loop's output by the barrier, the standardisation is recomputed after
-        # the loop; a plain jax.vjp would keep its weight-sized residuals through the loop.
-        p, cotangent = jax.lax.optimization_barrier((params, cotangent))
-        return jax.vjp(standardize_params, p)[1](cotangent)
+        # Tied to the loop's output, the standardisation is recomputed after the loop; a
+        # plain jax.vjp would keep its weight-sized residuals through the loop.
+        return jax.vjp(standardize_params, _after(params, cotangent))[1](cotangent)
 
     return vjp
 
@@ -472,6 +471,9 @@ def _run_selected(stages, params, state, xs, p0, unstandardize, carries, plan, k
     if rest:
         acc = body(acc, xs[n_full * C:], n_full * C)
     carries, (hist, inputs), l_sum, logits = acc
+    # The replay's weight-derived operands (transposed kernels, ...) are computed after the
+    # forward pass, not kept through it.
+    p0 = _after(p0, hist)
 
     grads = {}
     for i, stage in enumerate(stages):

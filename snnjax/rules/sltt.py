@@ -37,8 +37,8 @@ def sltt_k(K: int, *, steps: Sequence[int] | None = None, chunk: int | None = No
     """SLTT-K: as SLTT, but backward only at K steps drawn per batch (the same for the batch).
 
     A forward pass over all T steps (no differentiation; it advances neuron state and
-    BatchNorm statistics) records the selected steps' entering states; their forward and
-    backward then run as one batched chunk of K independent steps (docs/schedules.md): the
+    BatchNorm statistics) records what the neurons need of the selected steps; their forward
+    and backward then run as one batched chunk of K independent steps (docs/schedules.md): the
     backward's time ∝ K. The loss stays divided by T; the reported loss is the sum over all T steps.
     Memory O(K), flat in T.
 

@@ -4,7 +4,7 @@
     s[t] = H(u[t] - V_th)                        fire, surrogate gradient in backward
     v[t] = u[t] - V_th·s[t]      (soft reset)    or    v[t] = u[t]·(1 - s[t])  (hard reset)
 
-Two forms of the same step, with the same operations in the same order:
+Two forms of the same step, with the same operations in the same order, and its replay:
 
 - :func:`lif_step` carries the pre-reset potential: the state :class:`LIFState` ``u[t-1]``,
   from which a step applies the previous reset first (within a scan :class:`LIFCarry`
@@ -14,7 +14,6 @@ Two forms of the same step, with the same operations in the same order:
 - :func:`lif_step_v` carries the post-reset potential ``v[t]`` alone: where the recursion is
   differentiated (BPTT, TBPTT), the carry crossing the seams between pieces of a window is
   then one buffer per layer, not two.
-
 - :func:`lif_refire` fires again from a recorded ``u[t]`` with the gradient of a step whose
   entering state was a constant (SLTT-K's replay): with a fixed λ, ``∂u[t]/∂I[t] = 1`` is
   all of it, so the replay needs neither ``v[t-1]`` nor the current's value.

@@ -24,6 +24,12 @@ def compiled(net, rule, T, batch, shape, figure="memory_bytes", optimizer=None):
     return compiled_memory(trainer.lower(ts, xs, ys))[figure]
 
 
+def neuron_states(net, batch, shape):
+    """The shapes of every neuron layer's state for one step of ``batch`` samples."""
+    return jax.eval_shape(lambda: net.init(
+        jax.random.key(0), jnp.zeros((1, batch, *shape)), train=False))["neuron"]
+
+
 def temp_bytes(rule, T, model=None):
     model = model or models.mlp(10, (64, 64))
     return compiled(model, rule, T, B, (8, 8, 1), "temp_bytes", optax.sgd(0.1))
@@ -128,8 +134,7 @@ def test_sltt_k_replay_keeps_one_set_of_states_beyond_sltt():
     # than SLTT, on a small VGG; growing with K, not T.
     net = models.vgg11_sws(10, width=0.125)
     batch, shape = 64, (16, 16, 3)
-    states = jax.eval_shape(lambda: net.init(
-        jax.random.key(0), jnp.zeros((1, batch, *shape)), train=False))["neuron"]
+    states = neuron_states(net, batch, shape)
     sltt = compiled(net, rules.sltt(), 6, batch, shape)
     k1 = compiled(net, rules.sltt_k(1), 6, batch, shape)
     assert k1 - sltt <= tree_bytes(states), (sltt, k1, tree_bytes(states))
@@ -155,8 +160,7 @@ def test_local_memory_is_that_of_its_largest_block():
               for i in range(4)]
     variables = jax.eval_shape(lambda: local_rule.init(
         net, jax.random.key(0), jnp.zeros((batch, *shape))))
-    states = jax.eval_shape(lambda: net.init(
-        jax.random.key(0), jnp.zeros((1, batch, *shape)), train=False))["neuron"]
+    states = neuron_states(net, batch, shape)
     others = sum(tree_bytes(states[f"units_{i}"]) for i in (1, 2, 3))  # block 0 is the largest
     grad_sum = tree_bytes(variables[0])
     local = compiled(net, local_rule, T, batch, shape, "temp_bytes", optax.sgd(0.1))

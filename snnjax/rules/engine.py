@@ -75,9 +75,9 @@ class Plan:
       chunk: steps per chunk, 1 <= chunk <= T: the unit of each ``value_and_grad`` (a
         window of TBPTT, all T for BPTT) and of each in-loop update.
       apply: steps per application of the model within a chunk (``<= chunk``; a chunk of
-        the cut route is one application): a chunk of
-        a kept temporal route runs as a ``lax.scan`` over pieces of this length, the same
-        gradient with backward transients of one piece instead of the whole chunk. None:
+        the cut route is one application): a chunk of a kept temporal route runs as a
+        ``lax.scan`` over pieces of this length, the same gradient with backward
+        transients of one piece instead of the whole chunk. None:
         chosen from the model before compiling (:func:`piece_length`, by
         :func:`resolve_pieces`).
       cut: the temporal route of every neuron is cut at every step (SLTT, OTTT).

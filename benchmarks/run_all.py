@@ -180,7 +180,7 @@ LOCAL_NETS = {  # name: (factory, input shape, T): Guo et al.'s goal settings
 def run_local(q):
     """Local learning's memory (compile only): BPTT, TBPTT(1), Local(TBPTT(1), blocks of 1)."""
     batch = 4 if q else 128
-    rows, neuron_bytes = [], {}
+    rows, neuron_bytes, largest_bytes = [], {}, {}
     for net, (make, shape, T) in LOCAL_NETS.items():
         model = make(q)
         for rule in (rules.bptt(), rules.bptt(chunk=T), rules.tbptt(1),
@@ -193,7 +193,9 @@ def run_local(q):
         states = jax.eval_shape(lambda: model.init(  # noqa: B023
             jax.random.key(0), jnp.zeros((1, batch, *shape)), train=False))["neuron"]
         neuron_bytes[net] = cost.tree_bytes(states)
-    _save("local", {"env": _env(), "rows": rows, "neuron_bytes": neuron_bytes})
+        largest_bytes[net] = max(cost.tree_bytes(leaf) for leaf in jax.tree.leaves(states))
+    _save("local", {"env": _env(), "rows": rows, "neuron_bytes": neuron_bytes,
+                    "largest_neuron_bytes": largest_bytes})
 
 
 def run_schedules(q):
@@ -397,6 +399,11 @@ def render_local(d):
         if net in d.get("neuron_bytes", {}):
             lines += ["", f"Neuron state of every layer, carried between windows: "
                           f"{_mib(d['neuron_bytes'][net])} MiB."]
+        if net in d.get("largest_neuron_bytes", {}):
+            lines[-1] += (f" The largest layer's: {_mib(d['largest_neuron_bytes'][net])} MiB; "
+                          "its block's backward holds a few arrays of that size (the state, "
+                          "which is also the surrogate's residual, the gradient in and out, "
+                          "and with BatchNorm the synapse's output).")
         lines.append("")
     return "\n".join(lines).rstrip()
 

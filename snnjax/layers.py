@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 
 from snnjax.convolution import conv2d
+from snnjax.normalization import batch_norm, batch_stats
 from snnjax.pooling import avg_pool, max_pool
 
 __all__ = [
@@ -270,12 +271,10 @@ class BatchNorm(nn.Module):
         bias = self.param("bias", nn.initializers.zeros, (features,))
         ra_mean = self.variable("batch_stats", "mean", jnp.zeros, (features,), jnp.float32)
         ra_var = self.variable("batch_stats", "var", jnp.ones, (features,), jnp.float32)
-        shape = (x.shape[0],) + (1,) * (x.ndim - 2) + (features,)
+        scale, bias = scale.astype(x.dtype), bias.astype(x.dtype)
         if self.train:
-            axes = tuple(range(1, x.ndim - 1))
-            mean = x.mean(axis=axes)
-            var = jnp.maximum((x * x).mean(axis=axes) - mean * mean, 0.0)
             if not self.is_initializing():
+                mean, var = batch_stats(jax.lax.stop_gradient(x))
                 m = self.momentum
 
                 def update(carry, stats):
@@ -285,15 +284,11 @@ class BatchNorm(nn.Module):
                     return (mu, v), None
 
                 (ra_mean.value, ra_var.value), _ = jax.lax.scan(
-                    update, (ra_mean.value, ra_var.value),
-                    (jax.lax.stop_gradient(mean), jax.lax.stop_gradient(var)),
-                )
-            mean, var = mean.reshape(shape), var.reshape(shape)
-        else:
-            mean = ra_mean.value.astype(x.dtype)
-            var = ra_var.value.astype(x.dtype)
-        y = (x - mean) * jax.lax.rsqrt(var + self.epsilon)
-        return y * scale.astype(x.dtype) + bias.astype(x.dtype)
+                    update, (ra_mean.value, ra_var.value), (mean, var))
+            return batch_norm(x, scale, bias, self.epsilon)
+        mean = ra_mean.value.astype(x.dtype)
+        var = ra_var.value.astype(x.dtype)
+        return (x - mean) * jax.lax.rsqrt(var + self.epsilon) * scale + bias
 
 
 class Dropout(nn.Module):

@@ -6,8 +6,8 @@ centred input, the normalised input and several products of them for its backwar
 materialises them, each the size of the layer's activation. In a spiking conv net the first
 layers' activations are the largest arrays of a step, so BatchNorm's residuals set the peak
 of a Local block (Guo et al.) and of every per-step rule. :func:`batch_norm` saves ``x`` and
-the per-step, per-feature statistics; its backward (the textbook formula) recomputes ``x̂``
-inside its two reductions and its elementwise pass. Values are identical; gradients equal
+the per-step, per-feature statistics; its backward (the textbook formula) never stores
+``x̂``: its reductions read ``g`` and ``x``, its elementwise pass recomputes ``x̂``. Values are identical; gradients equal
 autodiff's to rounding (tests/test_normalization.py, float64).
 """
 
@@ -71,11 +71,13 @@ def _backward(eps, residuals, g):
     x, mean, raw, rstd, scale = residuals
     axes = tuple(range(1, x.ndim - 1))
     n = x.size // (x.shape[0] * x.shape[-1])
-    # x̂ is recomputed in each pass over g, never stored; the two reductions read g and x
-    # only, so XLA needs no input-sized buffer besides g, x and the result.
-    xhat = (x - _per_step(mean, x)) * _per_step(rstd, x)
+    # Σ g·x̂ as (Σ g·x - mean·Σ g)·rstd: XLA makes Σ g·x a dot of g and x, both stored
+    # anyway (x is the residual, g is formed once), where Σ g·x̂ made it store x̂ as well.
+    # (The same cancellation as the forward's E[x²] - E[x]²; float32 error unchanged.) x̂
+    # is recomputed inside the elementwise pass.
     sum_g = g.sum(axis=axes)
-    sum_gx = (g * xhat).sum(axis=axes)
+    sum_gx = ((g * x).sum(axis=axes) - mean * sum_g) * rstd
+    xhat = (x - _per_step(mean, x)) * _per_step(rstd, x)
     # d var / d raw of the clip max(raw, 0): 1 above, 0 below, 1/2 at the tie (as autodiff).
     slope = jnp.where(raw > 0, 1.0, jnp.where(raw == 0, 0.5, 0.0)).astype(x.dtype)
     gx = _per_step(rstd * scale, x) * (

@@ -96,15 +96,26 @@ def _max_pool(x, w):
 
 def _max_pool_fwd(x, w):
     xw = _windows(x, w)
-    out = xw.max(axis=(2, 4))
-    # The first position (row-major in the window) equal to the maximum.
-    index = jnp.zeros(out.shape, jnp.uint8)
-    found = jnp.zeros(out.shape, bool)
-    for k in range(w * w):
-        hit = (xw[:, :, k // w, :, k % w] == out) & ~found
-        index = jnp.where(hit, jnp.uint8(k), index)
-        found = found | hit
-    return out, (index, x.shape)
+    return xw.max(axis=(2, 4)), (_first_argmax(xw), x.shape)
+
+
+def _first_argmax(xw):
+    """The first position (row-major in the window) of each window's maximum, ``uint8``.
+
+    One variadic reduction over (value, position): XLA materialises its result. Written as
+    compares against the maximum, the index was fused into the backward instead, which then
+    kept the input-sized windows (and the pooled map) alive from the forward pass.
+    """
+    n, ho, w, wo, _, f = xw.shape
+    values = xw.transpose(0, 1, 3, 5, 2, 4).reshape(n, ho, wo, f, w * w)
+    positions = jax.lax.broadcasted_iota(jnp.uint8, values.shape, 4)
+
+    def first_max(a, b):
+        take_a = (a[0] > b[0]) | ((a[0] == b[0]) & (a[1] < b[1]))
+        return jnp.where(take_a, a[0], b[0]), jnp.where(take_a, a[1], b[1])
+
+    init = (jnp.array(-jnp.inf, xw.dtype), jnp.array(255, jnp.uint8))
+    return jax.lax.reduce((values, positions), init, first_max, (4,))[1]
 
 
 def _max_pool_bwd(w, residuals, g):

@@ -42,6 +42,22 @@ def test_max_pool_backward_memory_is_below_reduce_windows():
     assert ours < 0.5 * theirs, (ours, theirs)
 
 
+def test_max_pool_keeps_its_index_not_its_input_for_the_backward():
+    # The pooled map's input is made inside the differentiated function: between forward
+    # and backward only the uint8 index (a quarter of the output) must stay. When the index
+    # was fused into the backward, XLA kept the input itself (about one more input-sized
+    # array in total).
+    a = jax.ShapeDtypeStruct((64, 32, 32, 16), jnp.float32)
+
+    def loss(c, a):
+        return jnp.cos(max_pool(a * c, 2)).sum()
+
+    grad = jax.jit(jax.grad(loss)).lower(jax.ShapeDtypeStruct((), jnp.float32), a).compile()
+    input_size = 64 * 32 * 32 * 16 * 4
+    # What must exist: the backward's input-sized cotangent, plus small change.
+    assert grad.memory_analysis().temp_size_in_bytes < 1.75 * input_size
+
+
 def test_max_pool_refuses_a_window_it_cannot_index():
     with pytest.raises(ValueError, match="window"):
         max_pool(jnp.zeros((1, 34, 34, 1)), 17)

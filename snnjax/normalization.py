@@ -7,8 +7,9 @@ materialises them, each the size of the layer's activation. In a spiking conv ne
 layers' activations are the largest arrays of a step, so BatchNorm's residuals set the peak
 of a Local block (Guo et al.) and of every per-step rule. :func:`batch_norm` saves ``x`` and
 the per-step, per-feature statistics; its backward (the textbook formula) never stores
-``x̂``: its reductions read ``g`` and ``x``, its elementwise pass recomputes ``x̂``. Values are identical; gradients equal
-autodiff's to rounding (tests/test_normalization.py, float64).
+``x̂``: its reductions read ``g`` and ``x``, its elementwise pass recomputes ``x̂``. Values
+are identical; gradients equal autodiff's to rounding (tests/test_normalization.py,
+float64).
 """
 
 from __future__ import annotations

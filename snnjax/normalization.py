@@ -34,7 +34,8 @@ def batch_norm(x: jax.Array, scale: jax.Array, bias: jax.Array, eps: float) -> j
 
     Args:
       x: ``[C, B, ..., F]`` (statistics over ``B`` and the spatial axes, per step).
-      scale, bias: ``[F]``, in ``x``'s dtype.
+      scale: ``[F]``, in ``x``'s dtype.
+      bias: ``[F]``, in ``x``'s dtype.
       eps: added to the variance.
 
     Returns:

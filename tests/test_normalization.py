@@ -28,7 +28,7 @@ def _reference(x, scale, bias, eps):
 def test_batch_norm_is_flax_per_step_in_value_and_gradient(shape, x64):
     kx, ks, kb, kg = jax.random.split(jax.random.key(sum(shape)), 4)
     x = jax.random.normal(kx, shape, jnp.float64) * 2.0 + 0.7
-    # A constant feature: variance 0 up to rounding (the clip's two sides and its tie).
+    # One constant feature: its variance is 0 up to rounding, where the clip acts.
     x = x.at[..., 0].set(1.25)
     f = shape[-1]
     scale = jax.random.normal(ks, (f,), jnp.float64)

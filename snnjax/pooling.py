@@ -114,11 +114,8 @@ def _first_argmax(xw):
         take_a = (a[0] > b[0]) | ((a[0] == b[0]) & (a[1] < b[1]))
         return jnp.where(take_a, a[0], b[0]), jnp.where(take_a, a[1], b[1])
 
-    if jnp.issubdtype(xw.dtype, jnp.floating):
-        lowest = -jnp.inf
-    else:
-        lowest = False if xw.dtype == jnp.bool_ else jnp.iinfo(xw.dtype).min
-    init = (jnp.array(lowest, xw.dtype), jnp.array(255, jnp.uint8))
+    # Only a differentiated (floating) input reaches this forward: -inf starts the max.
+    init = (jnp.array(-jnp.inf, xw.dtype), jnp.array(255, jnp.uint8))
     return jax.lax.reduce((values, positions), init, first_max, (4,))[1]
 
 

@@ -168,7 +168,7 @@ def _snnjax_dense_model(N):
 SNNJAX_RULES = {
     "snnjax": lambda T: _rules().bptt(),
     "snnjax-chunk1": lambda T: _rules().bptt(chunk=1),
-    "snnjax-hugetlb": lambda T: _rules().bptt(),  # run by peers.py under glibc's hugetlb=1
+    "snnjax-retain": lambda T: _rules().bptt(),  # in a process that keeps freed memory
     "snnjax-chunkT": lambda T: _rules().bptt(chunk=T),
     "snnjax-sltt": lambda T: _rules().sltt(chunk=T),
     "snnjax-sltt-c1": lambda T: _rules().sltt(),
@@ -577,6 +577,10 @@ def main():
 
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
+    if cfg.lib == "snnjax-retain" and not cfg.probe_memory:
+        from snnjax.allocator import retain_freed_memory
+
+        retain_freed_memory()
     t0 = time.perf_counter()
     runner = build(cfg)
     if cfg.probe_memory:

@@ -43,7 +43,7 @@ PEERS_PYTHON = HERE / ".peers" / "bin" / "python"
 # whole window on the dense net, one step on the conv net); the other snnjax rows are the same
 # library's other schedules (docs/schedules.md) and memory-efficient rules, all through the
 # public rule API (rule.value_and_grad).
-DENSE_LIBS = ("snnjax", "snnjax-chunk1", "snnjax-sltt", "snnjax-ottt-a", "snnjax-hugetlb",
+DENSE_LIBS = ("snnjax", "snnjax-chunk1", "snnjax-sltt", "snnjax-ottt-a", "snnjax-retain",
               "snntorch",
               "spikingjelly", "spikingjelly-compile", "spyx", "slax")
 CONV_LIBS = ("snnjax", "snnjax-chunkT", "snntorch", "spikingjelly", "spyx",
@@ -58,10 +58,7 @@ RULE = {"snnjax": "BPTT: `bptt()`", "snnjax-chunk1": "BPTT: `bptt(chunk=1)`",
         "snnjax-ottt-a-c1": "OTTT_A: `ottt()`",
         "spikingjelly-sltt": "SLTT", "spikingjelly-ottt": "OTTT_A",
         "spikingjelly-compile": "BPTT (torch.compile)",
-        "snnjax-hugetlb": "BPTT: `bptt()`, glibc's `hugetlb=1`"}
-# A row run with its own environment: the same step as "snnjax" with glibc's malloc using
-# transparent huge pages (docs/schedules.md, the allocator).
-LIB_ENV = {"snnjax-hugetlb": {"GLIBC_TUNABLES": "glibc.malloc.hugetlb=1"}}
+        "snnjax-retain": "BPTT: `bptt()`, `retain_freed_memory()`"}
 # The reference row: BPTT with the schedule the default did not choose.
 OTHER_PATH = ("snnjax-chunk1", "snnjax-chunkT")
 
@@ -98,7 +95,6 @@ class Worker:
         # OpenMP threads that spin while waiting made torch 100-200x slower here whenever
         # another process wanted the same cores; passive waiting keeps it sane.
         env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-        env.update(LIB_ENV.get(lib, {}))
         cmd = [python, str(WORKER), "--lib", lib, "--workload", workload,
                "--threads", str(threads), *args]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -268,11 +264,12 @@ NOTES = (
     "SpikingJelly's SLTT/OTTT run its single-step nodes with a backward pass at every step"
     " (its online loop). GEMM rate (dense): the step's 4·T·B·N² multiply-add flops (forward"
     " x·W and the weight gradient xᵀ·δ) over its time, beside numpy's float32 rate for the"
-    " same two products. `snnjax-hugetlb` is the `snnjax` step in a process started with"
-    " `GLIBC_TUNABLES=glibc.malloc.hugetlb=1`: XLA:CPU allocates the step's temporaries"
-    " afresh at each call, above glibc's mmap threshold, so without it every page faults in"
-    " again (docs/schedules.md). Peak RSS: growth of the process's resident memory during one step"
-    " (after warm-up)."
+    " same two products. `snnjax-retain` is the `snnjax` step in a process that called"
+    " `snnjax.allocator.retain_freed_memory()` first: XLA:CPU allocates the step's"
+    " temporaries afresh at each call, above glibc's mmap threshold, so without it every page"
+    " faults in again (docs/schedules.md); its peak RSS is measured without the call, which"
+    " keeps every page resident once touched. Peak RSS: growth of the process's resident"
+    " memory during one step (after warm-up)."
 )
 
 
@@ -304,6 +301,10 @@ def markdown(result: dict) -> str:
             if g:
                 about += (f"; numpy float32 GEMM rate for the step's products "
                           f"{g['numpy_gflops']:.0f} GFLOP/s")
+                shares = [f"{r['lib']} {r['gemm_gflops'] / g['numpy_gflops']:.2f} of it"
+                          for r in rows if r["lib"] in ("snnjax", "snnjax-retain")
+                          and r.get("gemm_gflops")]
+                about += f" ({', '.join(shares)})" if shares else ""
         lines += ["", f"**{workload}** `{config}` — medians of {rows[0]['rounds']} interleaved "
                   "rounds; ratio = step time ÷ snnjax's (> 1: snnjax is faster)" + about, ""]
         lines.append("| library | rule | step ms | forward ms | backward ms | ÷ snnjax "

@@ -180,7 +180,7 @@ LOCAL_NETS = {  # name: (factory, input shape, T): Guo et al.'s goal settings
 def run_local(q):
     """Local learning's memory (compile only): BPTT, TBPTT(1), Local(TBPTT(1), blocks of 1)."""
     batch = 4 if q else 128
-    rows, neuron_bytes, largest_bytes = [], {}, {}
+    rows, neuron_bytes, largest_bytes, param_bytes = [], {}, {}, {}
     for net, (make, shape, T) in LOCAL_NETS.items():
         model = make(q)
         for rule in (rules.bptt(), rules.bptt(chunk=T), rules.tbptt(1),
@@ -190,12 +190,14 @@ def run_local(q):
             rows.append({"net": net, "T": T, "batch": batch, "rule": rule.name,
                          "block_size": getattr(rule, "block_size", None), **m})
             _log(f"local {net} {rule.name}: {m['memory_bytes']}")
-        states = jax.eval_shape(lambda: model.init(  # noqa: B023
-            jax.random.key(0), jnp.zeros((1, batch, *shape)), train=False))["neuron"]
+        variables = jax.eval_shape(lambda: model.init(  # noqa: B023
+            jax.random.key(0), jnp.zeros((1, batch, *shape)), train=False))
+        states = variables["neuron"]
         neuron_bytes[net] = cost.tree_bytes(states)
         largest_bytes[net] = max(cost.tree_bytes(leaf) for leaf in jax.tree.leaves(states))
+        param_bytes[net] = cost.tree_bytes(variables["params"])
     _save("local", {"env": _env(), "rows": rows, "neuron_bytes": neuron_bytes,
-                    "largest_neuron_bytes": largest_bytes})
+                    "largest_neuron_bytes": largest_bytes, "param_bytes": param_bytes})
 
 
 def run_schedules(q):
@@ -404,6 +406,17 @@ def render_local(d):
                           "its block's backward holds a few arrays of that size (the state, "
                           "which is also the surrogate's residual, the gradient in and out, "
                           "and with BatchNorm the synapse's output).")
+        if net in d.get("param_bytes", {}):
+            local = next(r for r in rows if r["block_size"] == 1)
+            floor = (local["memory_bytes"] - local["temp_bytes"] + d["neuron_bytes"][net]
+                     + d["param_bytes"][net] + d["largest_neuron_bytes"][net])
+            lines[-1] += (
+                f" A floor for any order of this window's work: the step's arguments and "
+                f"outputs, every layer's state, the gradient sums (the parameters' size) and one "
+                f"more array of the largest layer's size (the gradient at its synapse's output, "
+                f"an operand of the kernel gradient, which XLA materialises) make "
+                f"{_mib(floor)} MiB, {floor / tb:.2f}× TBPTT(1) and {_pct(floor, bptt)} "
+                f"against BPTT.")
         lines.append("")
     return "\n".join(lines).rstrip()
 

@@ -1,5 +1,6 @@
 """snnjax: memory-efficient training rules for spiking neural networks in JAX."""
 
+from snnjax import allocator as allocator
 from snnjax import cost as cost
 from snnjax import data as data
 from snnjax import diagnostics as diagnostics

@@ -3,8 +3,7 @@
 XLA:CPU allocates an executable's temporaries at every call and frees them when it returns.
 glibc serves a block above its mmap threshold (at most 32 MiB) with a fresh ``mmap`` and
 unmaps it on ``free``, so a step whose temporaries exceed that faults every page of them in
-again at every call: at the dense benchmark's size (Linear(2048→2048) + LIF, T = 100,
-batch 16) some 13,000 minor faults per step (docs/schedules.md, BENCHMARKS.md).
+again at every call (docs/schedules.md and BENCHMARKS.md give the cost).
 :func:`retain_freed_memory` tells glibc to serve every block from its heaps and to keep
 what is freed, so the next call reuses the same pages.
 

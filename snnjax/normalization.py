@@ -46,10 +46,14 @@ def batch_norm(x: jax.Array, scale: jax.Array, bias: jax.Array, eps: float) -> j
     return _batch_norm(x, scale, bias, eps)
 
 
+def _axes(x):
+    """The batch and spatial axes of ``x [C, B, ..., F]``: one set of statistics per step."""
+    return tuple(range(1, x.ndim - 1))
+
+
 def _moments(x):
-    axes = tuple(range(1, x.ndim - 1))
-    mean = x.mean(axis=axes)
-    return mean, (x * x).mean(axis=axes) - mean * mean
+    mean = x.mean(axis=_axes(x))
+    return mean, (x * x).mean(axis=_axes(x)) - mean * mean
 
 
 def _per_step(a, x):
@@ -71,12 +75,12 @@ def _forward(x, scale, bias, eps):
 
 def _backward(eps, residuals, g):
     x, mean, raw, rstd, scale = residuals
-    axes = tuple(range(1, x.ndim - 1))
+    axes = _axes(x)
     n = x.size // (x.shape[0] * x.shape[-1])
     # Σ g·x̂ as (Σ g·x - mean·Σ g)·rstd: XLA makes Σ g·x a dot of g and x, both stored
-    # anyway (x is the residual, g is formed once), where Σ g·x̂ made it store x̂ as well.
-    # (The same cancellation as the forward's E[x²] - E[x]²; float32 error unchanged.) x̂
-    # is recomputed inside the elementwise pass.
+    # anyway (x is the residual, g is formed once); a Σ g·x̂ would become a dot that stores
+    # x̂ as well. (The same cancellation as the forward's E[x²] - E[x]²; float32 error
+    # unchanged.) x̂ is recomputed inside the elementwise pass.
     sum_g = g.sum(axis=axes)
     sum_gx = ((g * x).sum(axis=axes) - mean * sum_g) * rstd
     xhat = (x - _per_step(mean, x)) * _per_step(rstd, x)

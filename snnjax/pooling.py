@@ -102,9 +102,9 @@ def _max_pool_fwd(x, w):
 def _first_argmax(xw):
     """The first position (row-major in the window) of each window's maximum, ``uint8``.
 
-    One variadic reduction over (value, position): XLA materialises its result. Written as
-    compares against the maximum, the index was fused into the backward instead, which then
-    kept the input-sized windows (and the pooled map) alive from the forward pass.
+    One variadic reduction over (value, position), so that XLA materialises the index: as
+    compares against the maximum it would be fused into the backward, which would then keep
+    the input-sized windows (and the pooled map) alive from the forward pass.
     """
     n, ho, w, wo, _, f = xw.shape
     values = xw.transpose(0, 1, 3, 5, 2, 4).reshape(n, ho, wo, f, w * w)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from typing import Any
 
 import chex
@@ -29,7 +30,7 @@ import flax.linen as nn
 import jax
 import optax
 
-from snnjax.layers import Conv, Dense
+from snnjax.layers import TRACE_ERROR, Conv, Dense, MaxPool
 from snnjax.losses import Loss
 from snnjax.neurons import SpikingNeuron
 from snnjax.rules.engine import TRANSIENT, Aux, Plan, Stage, resolve_pieces, run
@@ -307,6 +308,10 @@ def check_model(stages, params, state, xs, plan: Plan) -> int:
 
     def probe(next_fun, args, kwargs, context):
         nonlocal rows
+        if context.method_name == "__call__" and plan.traces and isinstance(
+                context.module, MaxPool):
+            raise ValueError(f"OTTT cannot train through {_layer(context.module)}: "
+                             + TRACE_ERROR)
         out = next_fun(*args, **kwargs)
         if context.method_name == "__call__":
             calls.append(context.module)
@@ -335,14 +340,36 @@ def check_model(stages, params, state, xs, plan: Plan) -> int:
             )
         if plan.K is not None:
             _check_replayable(new.get("neuron", {}), calls)
+    _warn_flax_batch_norm(calls)
     if plan.traces:
         _check_traced(calls)
     return rows
 
 
+def _warn_flax_batch_norm(calls) -> None:
+    """flax's ``nn.BatchNorm`` pools its statistics over every step of a chunk, so what it
+    computes depends on the schedule (docs/models.md): say so, once per layer."""
+    for module in calls:
+        if isinstance(module, nn.BatchNorm):
+            warnings.warn(
+                f"{_layer(module)} is flax.linen.BatchNorm: in training it pools the "
+                "statistics over all C steps of a chunk, so the result depends on the "
+                "schedule (chunk, window, rule); use snnjax.layers.BatchNorm, which "
+                "normalises each time step by its own batch (docs/models.md)",
+                UserWarning, stacklevel=2,
+            )
+
+
 def _check_traced(calls) -> None:
-    """OTTT's traces: every neuron has a fixed decay, every synapse after one is traced."""
-    seen_neuron = False
+    """OTTT's traces (docs/models.md): every neuron has a fixed decay; the first synapse, on
+    the raw input, is not traced; every synapse after a neuron is traced, with the decay of
+    the neuron called last before it.
+
+    The order is the order of the calls: the neuron "before" a synapse is the last one
+    that ran before it.
+    """
+    last_neuron = None
+    first_synapse = True
     for module in calls:
         if isinstance(module, SpikingNeuron):
             if not module.fixed_decay:
@@ -350,11 +377,32 @@ def _check_traced(calls) -> None:
                     f"OTTT cannot train neuron {_layer(module)}: its decay is learnable, and "
                     "OTTT's presynaptic trace assumes a fixed λ (docs/rules.md)"
                 )
-            seen_neuron = True
-        elif seen_neuron and _kernel_holder(module):
-            if not (isinstance(module, (Dense, Conv)) and module.traced):
-                raise ValueError(
-                    f"OTTT cannot train synapse {_layer(module)}: it sits after a spiking "
-                    "neuron but keeps no presynaptic trace, so its weight gradient would be "
-                    "SLTT's. Use snnjax.layers.Dense/Conv (traced=True) (docs/models.md)"
-                )
+            last_neuron = module
+            continue
+        if not _kernel_holder(module):
+            continue
+        traced = isinstance(module, (Dense, Conv)) and module.traced
+        if first_synapse and last_neuron is None and traced:
+            raise ValueError(
+                f"OTTT cannot train synapse {_layer(module)}: it reads the raw input (no "
+                "spiking neuron runs before it), whose factor in the weight gradient is the "
+                "input x[t] itself, but it keeps a presynaptic trace. Build it with "
+                "traced=False (docs/models.md)"
+            )
+        first_synapse = False
+        if last_neuron is None:
+            continue
+        if not traced:
+            raise ValueError(
+                f"OTTT cannot train synapse {_layer(module)}: it sits after a spiking "
+                "neuron but keeps no presynaptic trace, so its weight gradient would be "
+                "SLTT's. Use snnjax.layers.Dense/Conv (traced=True) (docs/models.md)"
+            )
+        decay = last_neuron.trace_decay
+        if not math.isclose(module.trace_decay, decay, rel_tol=1e-6, abs_tol=1e-12):
+            raise ValueError(
+                f"OTTT cannot train synapse {_layer(module)}: its trace decays with "
+                f"trace_decay={module.trace_decay:g}, but the neuron before it, "
+                f"{_layer(last_neuron)}, has λ = {decay:g}, so its weight gradient would use "
+                f"the wrong trace. Build it with trace_decay={decay:g} (docs/models.md)"
+            )

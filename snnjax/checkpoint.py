@@ -29,6 +29,7 @@ from typing import Any, Callable, TypeVar
 import jax
 import numpy as np
 
+from snnjax.files import check_writable_folder
 from snnjax.train import TrainState, all_finite
 
 __all__ = [
@@ -169,6 +170,9 @@ class Checkpointer:
     :meth:`wait`) blocks until every write is committed. Multi-host: every process calls
     :meth:`save` and :meth:`restore` (orbax coordinates them).
 
+    Raises ValueError, before anything is written, when a local ``directory`` cannot be
+    created or written to (read-only, a file in the way).
+
     Args:
       directory: where checkpoints go (created if missing).
       keep: how many of the newest checkpoints to keep (older ones are deleted).
@@ -180,6 +184,8 @@ class Checkpointer:
             raise ValueError(f"keep must be >= 1 checkpoint, got {keep}")
         ocp = _orbax()
         self.directory = _location(directory)
+        if "://" not in self.directory:  # before orbax, whose failure comes mid-training
+            check_writable_folder(self.directory, what="checkpoints", create=True)
         self._ocp = ocp
         self._manager = ocp.CheckpointManager(
             self.directory,

@@ -16,9 +16,12 @@ import logging
 import math
 import os
 import re
+import shlex
 import sys
 import textwrap
 from typing import Any, Iterator
+
+from snnjax.files import check_writable_folder
 
 __all__ = ["main", "build_parser", "walk"]
 
@@ -299,13 +302,16 @@ def _check_train_args(args) -> None:
                 raise ValueError(f"model {args.model!r} takes no {flag}: drop it")
     if args.out:
         _check_writable(args.out)
+    if args.checkpoint_dir and "://" not in args.checkpoint_dir:  # URLs: checked by orbax
+        check_writable_folder(args.checkpoint_dir, what="checkpoints", create=True)
 
 
 def _check_writable(path: str) -> None:
-    """Refuse an output file whose directory is missing, before hours of work."""
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise ValueError(f"cannot write {path}: directory {folder} does not exist")
+    """Refuse an output file whose directory is missing or unwritable, or that is a
+    directory, before hours of work."""
+    if os.path.isdir(path):
+        raise ValueError(f"cannot write {path}: it is a directory")
+    check_writable_folder(os.path.dirname(os.path.abspath(path)), what=path)
 
 
 # ---------------------------------------------------------------------------- output
@@ -468,7 +474,30 @@ def _require_extras(args) -> None:
         require_matplotlib()
 
 
+def _interrupted(args, argv: list[str]) -> str:
+    """What Ctrl-C left behind: the last checkpoint and the command that resumes from it
+    (the run's pending checkpoint writes have committed by the time this is asked)."""
+    if args.command != "train":
+        return "snnjax: interrupted"
+    if not args.checkpoint_dir:
+        return ("snnjax: interrupted; no checkpoint was written (a run can be resumed only "
+                "with --checkpoint-dir DIR)")
+    from snnjax.checkpoint import latest_complete_step
+
+    again = shlex.join(["snnjax", *argv, *([] if args.resume else ["--resume"])])
+    try:
+        step = latest_complete_step(args.checkpoint_dir)
+    except (ImportError, OSError):  # no orbax, or the folder is gone: nothing to resume
+        step = None
+    if step is None:
+        return (f"snnjax: interrupted before the first checkpoint in {args.checkpoint_dir}; "
+                f"start again with: {again}")
+    return (f"snnjax: interrupted; the last checkpoint is step {step} in "
+            f"{args.checkpoint_dir}; resume with: {again}")
+
+
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     logger = logging.getLogger("snnjax")
     handler, saved = _StderrHandler(), (logger.level, logger.propagate)
@@ -481,10 +510,22 @@ def main(argv=None) -> int:
     except (ValueError, FileNotFoundError, FloatingPointError) as e:
         print(f"snnjax: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        return _exit_interrupted(args, argv)
     finally:
         logger.removeHandler(handler)
         logger.setLevel(saved[0])
         logger.propagate = saved[1]
+
+
+def _exit_interrupted(args, argv: list[str]) -> int:
+    """Say what Ctrl-C left behind, then exit with 130 (128 + SIGINT) at once: the
+    interpreter's teardown would stop the data loader's and XLA's threads mid-work, which
+    can abort the process with a C++ error instead of the exit code."""
+    print(_interrupted(args, argv), file=sys.stderr)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(130)
 
 
 if __name__ == "__main__":

@@ -251,6 +251,81 @@ def test_one_local_block_warns_that_it_is_the_inner_rule(args, warning, monkeypa
     assert err[:-1] == ([f"snnjax: warning: {warning}"] if warning else [])
 
 
+# -- folders the run cannot write: refused before training ------------------------------
+# `chmod` does not stop root (the tests may run as root), so the unwritable folders are
+# ones nobody can write: a plain file in the way of a folder, an existing folder of /proc,
+# and, where this process may mount, a read-only tmpfs (the case the checks are for).
+
+
+@pytest.fixture
+def read_only_mount(tmp_path):
+    """An existing, empty folder on a read-only tmpfs mount (skipped where mounting is not
+    allowed)."""
+    import shutil
+    import subprocess
+
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    mount = shutil.which("mount")
+    if mount is None:
+        pytest.skip("no mount command")
+    made = subprocess.run([mount, "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(folder)],
+                          capture_output=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount here: {made.stderr.decode().strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+def _unwritable(kind: str, tmp_path, request) -> tuple[str, str]:
+    """``(folder, what the error says of it)``."""
+    if kind == "read-only mount":
+        return str(request.getfixturevalue("read_only_mount")), "Read-only file system"
+    if kind == "file in the way":
+        (tmp_path / "plain-file").write_text("not a folder")
+        return str(tmp_path / "plain-file" / "sub"), "Not a directory"
+    return "/proc", "cannot write"  # an existing folder where no one can create a file
+
+
+KINDS = ["read-only mount", "file in the way", "/proc"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_an_unwritable_checkpoint_dir_is_one_line_before_training(kind, tmp_path, request,
+                                                                   monkeypatch, capsys):
+    folder, why = _unwritable(kind, tmp_path, request)
+    _stop_before_training(monkeypatch)
+    assert cli.main(["train", *TINY, "--checkpoint-dir", folder]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("snnjax: error: cannot ") and folder in err and why in err, err
+    assert "checkpoints" in err and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_an_unwritable_checkpoint_dir_is_refused_by_the_python_api(kind, tmp_path, request):
+    from snnjax.checkpoint import Checkpointer
+
+    folder, why = _unwritable(kind, tmp_path, request)
+    with pytest.raises(ValueError, match="^cannot .*checkpoints") as err:
+        Checkpointer(folder)
+    assert folder in str(err.value) and why in str(err.value), err.value
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_out_in_an_unwritable_folder_is_one_line_before_training(kind, tmp_path, request,
+                                                                  monkeypatch, capsys):
+    folder, why = _unwritable(kind, tmp_path, request)
+    _stop_before_training(monkeypatch)
+    out = f"{folder}/run.json"
+    assert cli.main(["train", *TINY, "--out", out]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"snnjax: error: cannot write {out}") and err.count("\n") == 1, err
+    if kind != "file in the way":  # there the folder is missing: "does not exist"
+        assert why in err, err
+
+
 def test_cli_reports_nan_in_the_dataset(monkeypatch, capsys):
     load = data.load
 

@@ -6,10 +6,12 @@ import gc
 import json
 import os
 import shutil
+import shlex
 import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import jax
 import jax.numpy as jnp
@@ -306,6 +308,43 @@ def test_killed_mid_epoch_then_resumed_equals_uninterrupted(tmp_path):
     assert meta_a["step"] == meta_b["step"] == 44
     for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
         np.testing.assert_array_equal(x, y)
+
+
+def test_ctrl_c_names_the_last_checkpoint_and_the_command_that_resumes(tmp_path):
+    """SIGINT to `snnjax train` (the digits default, made tiny) once a checkpoint is on disk:
+    a short message, exit status 130, no traceback and no C++ abort."""
+    ckpt = tmp_path / "ckpt"
+    args = _cli_args({**TINY, "epochs": 50, "checkpoint_dir": ckpt, "checkpoint_every": 2})
+    proc = subprocess.Popen([sys.executable, "-m", "snnjax.cli", *args], env=ENV,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 240
+        while not complete_steps(ckpt) and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        assert complete_steps(ckpt), "no checkpoint was written"
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err[-3000:]
+    # (XLA's own start-up lines, e.g. about CUDA drivers, may come before.)
+    lines = err.strip().splitlines()
+    assert not any(w in err for w in ("Traceback", "FATAL", "Exception")), err[-3000:]
+    step = complete_steps(ckpt)[-1]
+    assert lines[-1].startswith(f"snnjax: interrupted; the last checkpoint is step {step} in "
+                                f"{ckpt}; resume with: snnjax train "), lines[-1]
+    command = shlex.split(lines[-1].split("resume with: ", 1)[1])
+    assert command == ["snnjax", *args, "--resume"]
+
+
+def test_ctrl_c_without_checkpoints_says_there_is_nothing_to_resume():
+    from snnjax import cli
+
+    for argv, want in [
+        (["train", "--no-progress"], "no checkpoint was written"),
+        (["compare-grads"], "snnjax: interrupted"),
+    ]:
+        assert want in cli._interrupted(cli.build_parser().parse_args(argv), argv)
 
 
 def test_divergence_stops_training_and_keeps_the_last_good_checkpoint(tmp_path):

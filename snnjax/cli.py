@@ -266,19 +266,6 @@ def _refuse_unused_rule_params(rule_names, given: set[str]) -> None:
         )
 
 
-def _warn_single_block(rule_names, block_size: int, model_name: str, model) -> None:
-    """Local learning whose one block covers the whole model is its inner rule alone."""
-    local = [r for r in rule_names if "block_size" in RULE_PARAMS.get(_rule_key(r), ())]
-    n = len(model.units)
-    if not local or block_size < n:
-        return
-    plain = ", ".join(
-        f"{r} is plain {'BPTT' if _rule_key(r) == 'local' else 'TBPTT'}" for r in local
-    )
-    log.warning(f"{model_name} has {n} unit{'s' if n > 1 else ''}, so --block-size {block_size} "
-                f"makes one block: {plain}")
-
-
 def _check_train_args(args) -> None:
     """Flags the chosen rule, model or dataset would ignore; the output path."""
     from snnjax import models
@@ -353,15 +340,12 @@ def _config(args) -> "TrainConfig":  # noqa: F821
 
 
 def _cmd_train(args) -> int:
-    from snnjax import losses
-    from snnjax.experiment import make_model, make_rule, train_and_evaluate
+    from snnjax.experiment import train_and_evaluate
 
     _check_train_args(args)
     cfg = _config(args)
     cfg.validate()
-    if "block_size" in RULE_PARAMS.get(_rule_key(cfg.rule), ()):
-        make_rule(cfg).validate(cfg.T, losses.per_step())  # its errors before the warning
-        _warn_single_block([cfg.rule], cfg.block_size, cfg.model, make_model(cfg, num_classes=10))
+    # (Local on a model its blocks do not split warns when the trainer initialises.)
     result = train_and_evaluate(cfg, progress=not args.no_progress)
     result["config"] = _recorded_config(result["config"])
     mem = result["compiled_memory"]
@@ -381,7 +365,6 @@ _GRADS_DEFAULTS = {"window": 2, "block_size": 1, "K": 1}  # window and K: at mos
 
 
 def _cmd_compare_grads(args) -> int:
-    from snnjax import models
     from snnjax.diagnostics import compare_gradients_cli, format_rows
 
     names = [r for r in args.rules.split(",") if r]
@@ -408,8 +391,6 @@ def _cmd_compare_grads(args) -> int:
         model=args.model, T=args.T, batch_size=args.batch_size, dataset=args.dataset,
         rules=names, seed=args.seed, **params,
     )
-    if "block_size" in used:
-        _warn_single_block(names, params["block_size"], args.model, models.get(args.model, 10))
     print(format_rows(rows))
     if args.out:
         _write_json({"config": config, "rows": rows}, args.out)

@@ -143,18 +143,23 @@ def check_finite(metrics: dict, *, where: str = "") -> None:
 
 def _train_step(ts: TrainState, xs, ys, *, model, rule, optimizer, loss):
     key, step_key = jax.random.split(ts.key)
-    params, opt_state, state, value, logits = rule.update(
+    params, opt_state, value, aux = rule.update_with_aux(
         model, ts.params, ts.opt_state, ts.state, xs, ys,
         loss=loss, key=step_key, optimizer=optimizer,
     )
-    accuracy = jnp.mean(jnp.argmax(logits, axis=-1) == ys)
-    new = TrainState(params, opt_state, state, ts.step + 1, key)
+    accuracy = jnp.mean(jnp.argmax(aux.logits, axis=-1) == ys)
+    new = TrainState(params, opt_state, aux.state, ts.step + 1, key)
+    # Under Local, "loss" is the readout's, comparable with other rules'; the value
+    # minimised, the sum over every block's head, is reported beside it.
+    heads = aux.head_losses
+    losses = {"loss": value} if heads is None else {"loss": heads[-1],
+                                                    "loss_sum_of_heads": value}
     # Health flags for check_finite: cheap reductions, fetched with the loss.
     return new, {
-        "loss": value,
+        **losses,
         "accuracy": accuracy,
         "inputs_finite": all_finite(xs),
-        "update_finite": all_finite((params, opt_state, state)),
+        "update_finite": all_finite((params, opt_state, aux.state)),
     }
 
 
@@ -264,9 +269,11 @@ class Trainer:
     def step(self, ts: TrainState, xs, ys, *, check: bool = True):
         """One jitted training step on ``xs [T, B, ...]``, ``ys [B]``.
 
-        Returns ``(new TrainState, metrics)``; metrics hold ``loss`` and ``accuracy`` of the
-        batch and the health flags ``inputs_finite`` and ``update_finite`` (give them to
-        :func:`check_finite`). ``ts`` is donated: do not use it afterwards.
+        Returns ``(new TrainState, metrics)``; metrics hold ``loss`` (the readout's loss,
+        Σ over T) and ``accuracy`` of the batch, under Local also ``loss_sum_of_heads`` (the
+        value minimised: every block's head's loss summed), and the health flags
+        ``inputs_finite`` and ``update_finite`` (give them to :func:`check_finite`). ``ts``
+        is donated: do not use it afterwards.
         """
         if check:
             self.check(xs, ys)

@@ -116,6 +116,17 @@ def test_ottt_refuses_a_max_pool_model():
         trainer.step(ts, xs, ys)
 
 
+def test_compare_gradients_names_the_heads_that_params_lack():
+    xs, ys = _batch()
+    model = sj.models.mlp(10, hidden=(8, 8))
+    params, state = sj.rules.bptt().init(model, jax.random.key(0), jnp.asarray(xs[0]))
+    rule = sj.rules.local(sj.rules.bptt(), block_size=1)
+    with pytest.raises(ValueError, match=r"rule local\(bptt\) needs parameters that params "
+                                         r"lacks: 'aux_head_0' .*rule.init"):
+        sj.diagnostics.compare_gradients(model, [rule], params, state, jnp.asarray(xs),
+                                         jnp.asarray(ys))
+
+
 # -- in the step: what only shows once it runs (check=False, or multi-host arrays) -------
 
 
@@ -233,22 +244,43 @@ def _stop_before_training(monkeypatch):
     monkeypatch.setattr(experiment, "train_and_evaluate", stop)
 
 
-@pytest.mark.parametrize(
-    "args, warning",
-    [
-        (["--rule", "local", "--hidden", "8,8", "--block-size", "2"],
-         "mlp has 2 units, so --block-size 2 makes one block: local is plain BPTT"),
-        (["--rule", "tbptt-local", "--hidden", "8"],
-         "mlp has 1 unit, so --block-size 1 makes one block: tbptt-local is plain TBPTT"),
-        (["--rule", "local", "--hidden", "8,8", "--block-size", "1"], None),
-    ],
-)
+ONE_BLOCK = [
+    (["--rule", "local", "--hidden", "8,8", "--block-size", "2"],
+     "SpikingSequential has 2 units, so block_size=2 makes one block: local(bptt) is plain "
+     "bptt"),
+    (["--rule", "tbptt-local", "--hidden", "8"],
+     "SpikingSequential has 1 unit, so block_size=1 makes one block: local(tbptt(k=2)) is "
+     "plain tbptt(k=2)"),
+    (["--rule", "local", "--hidden", "8,8", "--block-size", "1"], None),
+]
+
+
+@pytest.mark.parametrize("args, warning", ONE_BLOCK)
 def test_one_local_block_warns_that_it_is_the_inner_rule(args, warning, monkeypatch, capsys):
-    _stop_before_training(monkeypatch)
+    from snnjax import experiment
+
+    def stop(*args, **kwargs):  # the trainer has initialised; nothing has compiled
+        raise ValueError("stopped before training")
+
+    monkeypatch.setattr(experiment, "compiled_memory", stop)
     assert cli.main(["train", *TINY, *args]) == 2
     err = capsys.readouterr().err.splitlines()
     assert err[-1].startswith("snnjax: error: stopped before training")
     assert err[:-1] == ([f"snnjax: warning: {warning}"] if warning else [])
+
+
+@pytest.mark.parametrize("hidden, block_size, one", [((8,), 1, True), ((8, 8), 2, True),
+                                                      ((8, 8), 1, False)])
+def test_one_local_block_warns_in_python_as_on_the_command_line(hidden, block_size, one,
+                                                                caplog):
+    model = sj.models.mlp(10, hidden=hidden)
+    rule = sj.rules.local(sj.rules.bptt(), block_size=block_size)
+    with caplog.at_level("WARNING", logger="snnjax"):
+        rule.init(model, jax.random.key(0), jnp.ones((4, 8, 8, 1)))
+    said = [r.getMessage() for r in caplog.records if "makes one block" in r.getMessage()]
+    assert said == ([f"SpikingSequential has {len(hidden)} unit{'s' * (len(hidden) > 1)}, so "
+                     f"block_size={block_size} makes one block: local(bptt) is plain bptt"]
+                    if one else [])
 
 
 # -- folders the run cannot write: refused before training ------------------------------

@@ -164,6 +164,32 @@ def test_default_pieces_give_each_synapse_op_enough_rows():
                    plan=plan)
 
 
+def test_local_reports_the_readouts_loss_and_each_heads(mlp):
+    # Local minimises the sum of its heads' losses; what a user compares with other rules is
+    # the readout's: the trainer reports that as "loss", the sum beside it.
+    from snnjax import train
+
+    model, params, state, xs, ys = mlp
+    rule = rules.local(rules.bptt(), block_size=1)
+    lparams, _ = rule.init(model, jax.random.key(2), xs[0])
+    lparams = {**params, "aux_head_0": to64(lparams["aux_head_0"])}
+    loss, aux, _ = grads(rule, model, lparams, state, xs, ys)
+    readout_loss, bptt_aux, _ = grads(rules.bptt(), model, params, state, xs, ys)
+    assert bptt_aux.head_losses is None  # one piece: the loss is the readout's
+    chex.assert_shape(aux.head_losses, (2,))
+    assert float(aux.head_losses[-1]) == pytest.approx(float(readout_loss), rel=1e-12)
+    assert float(aux.head_losses.sum()) == pytest.approx(float(loss), rel=1e-12)
+    assert float(aux.head_losses[0]) > 0.5 * float(readout_loss)  # a head, not a zero
+
+    opt = optax.sgd(0.0)
+    ts = train.TrainState(lparams, opt.init(lparams), state, jnp.zeros((), jnp.int32),
+                          jax.random.key(3))
+    _, metrics = jax.jit(lambda ts: train._train_step(ts, xs, ys, model=model, rule=rule,
+                                                      optimizer=opt, loss=LOSS))(ts)
+    assert float(metrics["loss"]) == pytest.approx(float(readout_loss), rel=1e-12)
+    assert float(metrics["loss_sum_of_heads"]) == pytest.approx(float(loss), rel=1e-12)
+
+
 def _loop(model, params, state, xs, ys, rngs):
     """SLTT by a Python loop over the model, one step at a time, the state cut each step."""
     neuron = jax.tree.map(jnp.zeros_like, model.init(jax.random.key(0), xs[:1])["neuron"])

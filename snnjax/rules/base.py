@@ -136,8 +136,18 @@ class Rule:
     def update(self, model, params, opt_state, state, xs, ys, *, loss, key, optimizer):
         """One training step on a batch: ``(params, opt_state, state, loss, logits)``.
 
-        ``logits`` are the readout's outputs summed over time, ``[B, classes]``.
+        ``loss`` is the value minimised (under Local, the sum of every head's loss); ``logits``
+        are the readout's outputs summed over time, ``[B, classes]``.
         """
+        params, opt_state, value, aux = self.update_with_aux(
+            model, params, opt_state, state, xs, ys, loss=loss, key=key, optimizer=optimizer)
+        return params, opt_state, aux.state, value, aux.logits
+
+    def update_with_aux(self, model, params, opt_state, state, xs, ys, *, loss, key,
+                        optimizer):
+        """:meth:`update`, returning ``(params, opt_state, loss, aux)``: the
+        :class:`~snnjax.rules.engine.Aux` holds the new state, the logits and, under Local,
+        each head's loss."""
         if optimizer is None:
             raise ValueError(f"rule {self.name} needs an optax optimizer to update parameters")
         plan, stages = self._prepare(model, params, state, xs, ys, loss)
@@ -148,7 +158,7 @@ class Rule:
         if not plan.online:
             updates, new_opt_state = optimizer.update(grads, opt_state, params)
             new_params = optax.apply_updates(params, updates)
-        return new_params, new_opt_state, aux.state, value, aux.logits
+        return new_params, new_opt_state, value, aux
 
 
 @dataclasses.dataclass(frozen=True)

@@ -416,20 +416,28 @@ def _mib(n):
     return "-" if n is None else f"{n / 2**20:.2f}"
 
 
+def _size(n: float) -> str:
+    """Bytes in the binary unit that reads best: ``"512 B"``, ``"3.81 MiB"``, ``"40.00 GiB"``."""
+    for unit, scale in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if abs(n) >= scale:
+            return f"{n / scale:.2f} {unit}"
+    return f"{n:.0f} B"
+
+
 def format_table(rows: Sequence[dict], header: bool = True) -> str:
-    """Rows as fixed-width text: rule, T, memory (MiB), GMACs, memory access (MB), time (ms)."""
+    """Rows as fixed-width text: rule, T, memory (MiB), GMACs, memory access (MiB), time (ms)."""
     lines = []
     if header:
         lines.append(
             f"{'rule':<22s} {'T':>4s} {'temp MiB':>9s} {'memory MiB':>11s} {'GMACs':>9s} "
-            f"{'access MB':>10s} {'step ms':>9s}"
+            f"{'access MiB':>11s} {'step ms':>9s}"
         )
     for r in rows:
         t = r.get("step_time_s")
         lines.append(
             f"{r.get('name', r['rule']):<22s} {r['T']:>4d} {_mib(r['temp_bytes']):>9s} "
             f"{_mib(r['memory_bytes']):>11s} {r['macs'] / 1e9:>9.3f} "
-            f"{r['memory_access_bytes'] / 1e6:>10.1f} "
+            f"{_mib(r['memory_access_bytes']):>11s} "
             f"{'-' if t is None else f'{1e3 * t:.2f}':>9s}"
         )
     return "\n".join(lines)
@@ -441,6 +449,9 @@ def _plan_line(r: dict) -> str:
         if v is None:
             return "-"
         text = f"{v}{'+' if r.get(f'max_{what}_capped') else ''}"
+        used = r.get(f"memory_at_max_{what}")
+        if used is not None:
+            text += f" ({_size(used)})"
         beyond = r.get(f"max_{what}_fits_beyond")
         return text + (f" ({beyond} fits too)" if beyond is not None else "")
 
@@ -620,7 +631,7 @@ def _cmd_plan(args) -> int:
     budget = parse_bytes(args.budget)
     model, shape, rule_list = _setup(args)
     print(f"model {args.model}, input {shape}, budget {budget:,} bytes "
-          f"({budget / 2**30:.2f} GiB) of compiled step memory on {_backend()}")
+          f"({_size(budget)}) of compiled step memory on {_backend()}")
     print(PLAN_NOTE.format(scan=args.scan))
     rows = plan_rows(model, rule_list, budget=budget, batch_size=args.batch_size,
                      input_shape=shape, T=args.T_plan, max_T=args.max_T,

@@ -540,6 +540,8 @@ def test_chunk_longer_than_T_is_one_chunk(mlp):
 def test_memory_class_is_data():
     assert rules.bptt().memory == "O(T)" and rules.tbptt(3).memory == "O(k)"
     assert rules.sltt().memory == "O(1)" and rules.sltt(chunk=8).memory == "O(chunk)"
+    # SLTT-K keeps its K steps' states for the batched replay: flat in T, growing with K.
+    assert rules.sltt_k(2).memory == "O(K)" and rules.sltt_k(2, chunk=4).memory == "O(K + chunk)"
     assert rules.local(rules.tbptt(2), block_size=1).memory == "O(k) per block"
 
 

@@ -228,7 +228,10 @@ class Temporal(Rule):
     def memory(self) -> str:
         if not self.cut:
             return "O(T)" if self.window is None else "O(k)"
-        return "O(1)" if (self.chunk or 1) == 1 else "O(chunk)"
+        chunked = (self.chunk or 1) > 1
+        if self.K is not None:  # the K selected steps' states, replayed as one batch
+            return "O(K + chunk)" if chunked else "O(K)"
+        return "O(chunk)" if chunked else "O(1)"
 
     @property
     def rate_loss_ok(self) -> bool:

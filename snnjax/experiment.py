@@ -144,7 +144,10 @@ def _progress(iterable, total, desc, enabled):
         return iterable
     from tqdm.auto import tqdm
 
-    return tqdm(iterable, total=total, desc=desc, leave=False, dynamic_ncols=True)
+    # disable=None: no bar where stderr is not a terminal (a pipe or a log file would keep
+    # every redraw of it).
+    return tqdm(iterable, total=total, desc=desc, leave=False, dynamic_ncols=True,
+                disable=None)
 
 
 # Config fields that may differ between a run and its resumption (they do not change

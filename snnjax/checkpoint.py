@@ -21,6 +21,7 @@ when a :class:`Checkpointer` is made.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -118,6 +119,29 @@ def read_checkpoint(directory: str | os.PathLike, step: int | None = None) -> tu
     return jax.tree.map(np.asarray, dict(out.state)), dict(out.meta)
 
 
+class _DamagedMetadataFilter(logging.Filter):
+    """Drops orbax's error about an unreadable ``_CHECKPOINT_METADATA`` (a damaged file):
+    orbax goes on without it and the checkpoint still restores, so to a user the error
+    line (``ERROR:absl:Failed to json parse Metadata file ...``) is noise."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = str(record.msg)
+        return not (record.levelno >= logging.ERROR and "Metadata file" in text
+                    and text.startswith(("Failed to json parse", "Failed to read")))
+
+
+@contextlib.contextmanager
+def _quiet_damaged_metadata():
+    """Within this context, orbax's log records about a damaged checkpoint metadata file
+    are dropped (orbax logs through absl, i.e. Python's ``absl`` logger)."""
+    logger, quiet = logging.getLogger("absl"), _DamagedMetadataFilter()
+    logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        logger.removeFilter(quiet)
+
+
 def _one_line(e: BaseException) -> str:
     """``Type: message`` of the innermost cause of ``e``, on one line and at most 300 chars."""
     while e.__cause__ is not None:
@@ -187,12 +211,13 @@ class Checkpointer:
         if "://" not in self.directory:  # before orbax, whose failure comes mid-training
             check_writable_folder(self.directory, what="checkpoints", create=True)
         self._ocp = ocp
-        self._manager = ocp.CheckpointManager(
-            self.directory,
-            options=ocp.CheckpointManagerOptions(
-                max_to_keep=keep, create=True, enable_async_checkpointing=asynchronous,
-            ),
-        )
+        with _quiet_damaged_metadata():
+            self._manager = ocp.CheckpointManager(
+                self.directory,
+                options=ocp.CheckpointManagerOptions(
+                    max_to_keep=keep, create=True, enable_async_checkpointing=asynchronous,
+                ),
+            )
         self._unreadable: dict[int, str] = {}  # step -> why it failed to read
 
     def steps(self) -> list[int]:
@@ -271,13 +296,15 @@ class Checkpointer:
     def _newest_readable(self, step: int | None, read: Callable[[int], _T]) -> tuple[int, _T]:
         """``(step, read(step))``; with ``step`` None, of the newest step that reads."""
         if step is not None:
-            return int(step), read(int(step))
+            with _quiet_damaged_metadata():
+                return int(step), read(int(step))
         steps = [s for s in self.steps() if s not in self._unreadable]
         if not steps and not self._unreadable:
             raise FileNotFoundError(f"no complete checkpoint in {self.directory}")
         for s in reversed(steps):
             try:
-                return s, read(s)
+                with _quiet_damaged_metadata():
+                    return s, read(s)
             except Exception as e:  # orbax and tensorstore raise all kinds, plain Exception too
                 self._unreadable[s] = _one_line(e)
                 log.warning("checkpoint %d in %s is unreadable (%s): trying an older one",
@@ -309,7 +336,8 @@ class Checkpointer:
             multihost_utils.sync_global_devices("snnjax.checkpoint.set_aside")
         for s in bad:
             del self._unreadable[s]
-        self._manager.reload()  # orbax caches the step list
+        with _quiet_damaged_metadata():
+            self._manager.reload()  # orbax caches the step list
 
     def wait(self) -> None:
         """Block until every pending write is committed."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import json
+import logging
 import os
 import shutil
 import shlex
@@ -434,6 +435,27 @@ def test_resume_skips_a_damaged_newest_checkpoint(damage, finished_run, tmp_path
     # Epoch 2 trained again from step 5: the same numbers as the run that was not damaged.
     assert _strict_json(out)["history"] == finished_run[1]["history"]
     assert complete_steps(ckpt) == [5, 10] and (ckpt / "10.unreadable").is_dir()
+
+
+def test_a_damaged_checkpoint_metadata_file_resumes_without_an_error_line(finished_run,
+                                                                          tmp_path, caplog):
+    # orbax goes on without a damaged _CHECKPOINT_METADATA; its "ERROR:absl:Failed to json
+    # parse Metadata file" line would only alarm. Resume from step 5 (epoch 2 trains again and
+    # saves step 10 beside it).
+    from snnjax import cli
+
+    ckpt = tmp_path / "ckpt"
+    shutil.copytree(finished_run[0], ckpt)
+    shutil.rmtree(ckpt / "10")
+    meta = ckpt / "5" / "_CHECKPOINT_METADATA"
+    meta.write_text(meta.read_text()[:20])
+    out = tmp_path / "resumed.json"
+    with caplog.at_level("INFO"):
+        rc = cli.main([*RUN, "--checkpoint-dir", str(ckpt), "--resume", "--out", str(out)])
+    assert rc == 0
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+    assert _strict_json(out)["history"] == finished_run[1]["history"]
+    assert complete_steps(ckpt) == [5, 10]
 
 
 def test_resuming_a_finished_run_says_so_and_writes_strict_json(finished_run, tmp_path,

@@ -107,7 +107,8 @@ def read_checkpoint(directory: str | os.PathLike, step: int | None = None) -> tu
     if step is None:
         raise FileNotFoundError(f"no complete checkpoint in {directory}")
     one_device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-    with ocp.CheckpointManager(_location(directory)) as manager:
+    with (_quiet_damaged_metadata(), _reads_finish_before_their_loop_closes(),
+          ocp.CheckpointManager(_location(directory)) as manager):
         out = manager.restore(
             int(step),
             args=ocp.args.Composite(
@@ -140,6 +141,56 @@ def _quiet_damaged_metadata():
         yield
     finally:
         logger.removeFilter(quiet)
+
+
+@contextlib.contextmanager
+def _reads_finish_before_their_loop_closes():
+    """Within this context, a failed orbax restore waits for its other reads to finish.
+
+    orbax runs a restore's reads as tasks of a fresh event loop and closes the loop as soon
+    as the first failure reaches it (``asyncio_utils._run_sync_via_new_loop``), with the
+    other reads still pending. Those then report themselves at random moments: TensorStore's
+    threads find the loop closed ("RuntimeError: Event loop is closed"), and each abandoned
+    coroutine, garbage-collected, turns the GeneratorExit of its closing into an Exception
+    ("Exception ignored in: <coroutine object _read_array_index_and_device_put>" and the
+    TensorStore spec). The same loop, but with every task it made awaited before it
+    closes, leaves nothing behind. A no-op where orbax's internals differ.
+    """
+    try:
+        from orbax.checkpoint._src import asyncio_utils
+    except ImportError:
+        asyncio_utils = None
+    original = getattr(asyncio_utils, "_run_sync_via_new_loop", None)
+    if original is None:
+        yield
+        return
+
+    def run(coro):
+        import asyncio
+
+        loop, tasks = asyncio.new_event_loop(), []
+
+        def factory(loop, coro, **kwargs):
+            task = asyncio.Task(coro, loop=loop, **kwargs)
+            tasks.append(task)
+            return task
+
+        loop.set_task_factory(factory)
+        try:
+            asyncio.set_event_loop(loop)
+            return loop.run_until_complete(coro)
+        finally:
+            pending = [t for t in tasks if not t.done()]
+            if pending:  # their results or errors are retrieved here, and dropped
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            asyncio.set_event_loop(None)
+            loop.close()
+
+    asyncio_utils._run_sync_via_new_loop = run
+    try:
+        yield
+    finally:
+        asyncio_utils._run_sync_via_new_loop = original
 
 
 def _one_line(e: BaseException) -> str:
@@ -296,14 +347,14 @@ class Checkpointer:
     def _newest_readable(self, step: int | None, read: Callable[[int], _T]) -> tuple[int, _T]:
         """``(step, read(step))``; with ``step`` None, of the newest step that reads."""
         if step is not None:
-            with _quiet_damaged_metadata():
+            with _quiet_damaged_metadata(), _reads_finish_before_their_loop_closes():
                 return int(step), read(int(step))
         steps = [s for s in self.steps() if s not in self._unreadable]
         if not steps and not self._unreadable:
             raise FileNotFoundError(f"no complete checkpoint in {self.directory}")
         for s in reversed(steps):
             try:
-                with _quiet_damaged_metadata():
+                with _quiet_damaged_metadata(), _reads_finish_before_their_loop_closes():
                     return s, read(s)
             except Exception as e:  # orbax and tensorstore raise all kinds, plain Exception too
                 self._unreadable[s] = _one_line(e)

@@ -180,7 +180,6 @@ class _Position:
     history: list = dataclasses.field(default_factory=list)
     losses: list = dataclasses.field(default_factory=list)
     accs: list = dataclasses.field(default_factory=list)
-    head_losses: list = dataclasses.field(default_factory=list)  # Local: Σ of its heads'
 
     def meta(self, cfg: TrainConfig) -> dict:
         # asdict copies the lists: an asynchronous checkpoint write sees this snapshot.
@@ -188,7 +187,7 @@ class _Position:
 
     @classmethod
     def from_meta(cls, meta: dict) -> "_Position":
-        return cls(**{f.name: meta[f.name] for f in dataclasses.fields(cls) if f.name in meta})
+        return cls(**{f.name: meta[f.name] for f in dataclasses.fields(cls)})
 
 
 def _open_checkpoints(cfg: TrainConfig, log):
@@ -278,9 +277,9 @@ def step_memory(cfg: TrainConfig) -> dict:
 def train_and_evaluate(cfg: TrainConfig, *, progress: bool = True, log=None) -> dict:
     """Train ``cfg.model`` on ``cfg.dataset`` with ``cfg.rule``; return the results dict.
 
-    Keys: ``config``, ``history`` (per epoch: ``loss``, the readout's loss, ``train_accuracy``,
-    ``test_accuracy``; under Local also ``loss_sum_of_heads``, the value minimised), ``final_test_accuracy`` (fraction), ``step_time_s`` (median seconds of
-    a jitted training step, compile excluded), ``compiled_memory_bytes`` (temporaries +
+    Keys: ``config``, ``history`` (per epoch: ``loss``, the readout's also under Local,
+    ``train_accuracy``, ``test_accuracy``), ``final_test_accuracy`` (fraction),
+    ``step_time_s`` (median seconds of a jitted training step, compile excluded), ``compiled_memory_bytes`` (temporaries +
     arguments + outputs of the compiled step), ``compiled_memory`` (the breakdown) and
     ``devices`` (data-parallel device count).
 
@@ -380,28 +379,23 @@ def _train_loop(cfg, trainer, ts, pos, train_loader, test_loader, ckpt, progress
             pos.step += 1
             pos.losses.append(float(metrics["loss"]))
             pos.accs.append(float(metrics["accuracy"]))
-            if "loss_sum_of_heads" in metrics:
-                pos.head_losses.append(float(metrics["loss_sum_of_heads"]))
             pos.epoch, pos.batch = epoch, b + 1
             if (ckpt is not None and cfg.checkpoint_every and pos.step % cfg.checkpoint_every == 0
                     and b + 1 < n_batches):  # the epoch-end checkpoint covers the last batch
                 ckpt.save(pos.step, ts, pos.meta(cfg))
         test_acc = trainer.evaluate(ts, test_loader.epoch(0))
-        heads = {"loss_sum_of_heads": float(np.mean(pos.head_losses))} if pos.head_losses else {}
         pos.history.append({
             "epoch": epoch + 1,
             "loss": float(np.mean(pos.losses)),
-            **heads,
             "train_accuracy": float(np.mean(pos.accs)),
             "test_accuracy": test_acc,
         })
-        pos.epoch, pos.batch, pos.losses, pos.accs, pos.head_losses = epoch + 1, 0, [], [], []
+        pos.epoch, pos.batch, pos.losses, pos.accs = epoch + 1, 0, [], []
         if ckpt is not None:
             ckpt.save(pos.step, ts, pos.meta(cfg))
         h = pos.history[-1]
-        summed = f" (Σ of heads {h['loss_sum_of_heads']:.4f})" if heads else ""
         log(
-            f"epoch {epoch + 1:3d}  loss {h['loss']:.4f}{summed}  "
+            f"epoch {epoch + 1:3d}  loss {h['loss']:.4f}  "
             f"train {100 * h['train_accuracy']:5.1f}%  test {100 * test_acc:5.1f}%"
         )
     return ts, step_times

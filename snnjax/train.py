@@ -149,14 +149,12 @@ def _train_step(ts: TrainState, xs, ys, *, model, rule, optimizer, loss):
     )
     accuracy = jnp.mean(jnp.argmax(aux.logits, axis=-1) == ys)
     new = TrainState(params, opt_state, aux.state, ts.step + 1, key)
-    # Under Local, "loss" is the readout's, comparable with other rules'; the value
-    # minimised, the sum over every block's head, is reported beside it.
+    # Under Local the value minimised sums every block's head's loss; "loss" is the
+    # readout's, comparable with other rules' (each head's: rule.value_and_grad's aux).
     heads = aux.head_losses
-    losses = {"loss": value} if heads is None else {"loss": heads[-1],
-                                                    "loss_sum_of_heads": value}
     # Health flags for check_finite: cheap reductions, fetched with the loss.
     return new, {
-        **losses,
+        "loss": value if heads is None else heads[-1],
         "accuracy": accuracy,
         "inputs_finite": all_finite(xs),
         "update_finite": all_finite((params, opt_state, aux.state)),
@@ -270,10 +268,11 @@ class Trainer:
         """One jitted training step on ``xs [T, B, ...]``, ``ys [B]``.
 
         Returns ``(new TrainState, metrics)``; metrics hold ``loss`` (the readout's loss,
-        Σ over T) and ``accuracy`` of the batch, under Local also ``loss_sum_of_heads`` (the
-        value minimised: every block's head's loss summed), and the health flags
-        ``inputs_finite`` and ``update_finite`` (give them to :func:`check_finite`). ``ts``
-        is donated: do not use it afterwards.
+        Σ over T: under Local not the value minimised, which sums every block's head's
+        loss, but the one comparable with other rules; each head's is in
+        ``rule.value_and_grad``'s ``aux.head_losses``) and ``accuracy`` of the batch, and
+        the health flags ``inputs_finite`` and ``update_finite`` (give them to
+        :func:`check_finite`). ``ts`` is donated: do not use it afterwards.
         """
         if check:
             self.check(xs, ys)

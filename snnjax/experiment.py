@@ -279,9 +279,9 @@ def train_and_evaluate(cfg: TrainConfig, *, progress: bool = True, log=None) -> 
 
     Keys: ``config``, ``history`` (per epoch: ``loss``, the readout's also under Local,
     ``train_accuracy``, ``test_accuracy``), ``final_test_accuracy`` (fraction),
-    ``step_time_s`` (median seconds of a jitted training step, compile excluded), ``compiled_memory_bytes`` (temporaries +
-    arguments + outputs of the compiled step), ``compiled_memory`` (the breakdown) and
-    ``devices`` (data-parallel device count).
+    ``step_time_s`` (median seconds of a jitted training step, compile excluded),
+    ``compiled_memory_bytes`` (temporaries + arguments + outputs of the compiled step),
+    ``compiled_memory`` (the breakdown) and ``devices`` (data-parallel device count).
 
     Data parallel over ``cfg.devices`` devices (all by default; multi-host with
     ``cfg.distributed``). With ``cfg.checkpoint_dir``, a checkpoint at the end of every epoch

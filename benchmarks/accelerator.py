@@ -445,15 +445,15 @@ def _dense_model(N):
     class DenseLIF(nn.Module):
         """Linear(N→N) + LIF, spikes out ``[C, B, N]`` (the "logits" of the spike loss).
 
-        The synapse is traced (OTTT keeps the presynaptic trace of its input and uses it for
-        the weight gradient), as it would be inside a deeper net."""
+        The synapse reads the raw input, so it keeps no OTTT trace (its factor is x[t]; OTTT
+        refuses a traced synapse there), as in ``peer_worker.py``'s copy of this net."""
 
         features: int
 
         @nn.compact
         def __call__(self, x, train=False):
             del train
-            current = Dense(self.features, traced=True, trace_decay=DECAY, name="fc")(x)
+            current = Dense(self.features, traced=False, name="fc")(x)
             return LIF(LIFParams(decay=DECAY, v_th=V_TH), name="lif")(current)
 
     return DenseLIF(N)

@@ -179,10 +179,12 @@ def _reads_finish_before_their_loop_closes():
         try:
             asyncio.set_event_loop(loop)
             return loop.run_until_complete(coro)
-        finally:
+        except Exception:
             pending = [t for t in tasks if not t.done()]
             if pending:  # their results or errors are retrieved here, and dropped
                 loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            raise
+        finally:
             asyncio.set_event_loop(None)
             loop.close()
 

@@ -70,7 +70,7 @@ Sections
 ``--tiny`` runs every section and row kind on CPU in well under a minute (CI,
 tests/test_accelerator.py): N = 64, 128, T = 8, batch 4; VGG-11 sWS with a 2-conv cfg and a
 one-unit PreAct ResNet at 8×8, T = 2, the ResNet with BPTT, SLTT and SLTT-K(1) only; the
-planner on the small VGG against a 512 KiB budget; XLA:CPU compiling without its expensive
+planner on the small VGG against a 256 KiB budget; XLA:CPU compiling without its expensive
 passes; peers that are not installed are reported as not run.
 
 The full run has a time budget (``--budget-s``, default 460 s, for the device tool's
@@ -125,7 +125,7 @@ def parse_args(argv=None):
                     help="a site dir holding SpikingJelly 0.0.0.0.14 (its CuPy backend)")
     ap.add_argument("--plan-budget", default=None,
                     help="planner budget where the device reports no memory limit (CPU; "
-                         "default 16GiB, tiny 512KiB)")
+                         "default 16GiB, tiny 256KiB)")
     ap.add_argument("--cache-dir", default=None,
                     help="JAX compilation cache directory (default: a fresh temporary one)")
     ap.add_argument("--fresh-process", choices=["auto", "yes", "no"], default="auto",
@@ -141,7 +141,7 @@ def parse_args(argv=None):
     if args.jobs is None:
         args.jobs = 1 if args.tiny else 4
     if args.plan_budget is None:
-        args.plan_budget = "512KiB" if args.tiny else "16GiB"
+        args.plan_budget = "256KiB" if args.tiny else "16GiB"
     return args
 
 

@@ -199,113 +199,6 @@ def bench_config(workload, libs, args, *, rounds, threads, log=print) -> list[di
     return rows
 
 
-def run(self, k: int = 1) -> dict:
-        self.proc.stdin.write(f"run {k}\n")
-        self.proc.stdin.flush()
-        return self._read()
-
-    def close(self):
-        try:
-            self.proc.stdin.write("quit\n")
-            self.proc.stdin.flush()
-            self.proc.wait(timeout=30)
-        except (OSError, subprocess.TimeoutExpired):
-            self.proc.kill()
-
-
-def probe_memory(lib, workload, args, python) -> int | None:
-    """Peak resident-memory growth of one warm step, in a fresh process of its own.
-
-    glibc keeps freed memory for reuse once its dynamic mmap threshold has grown, so in the
-    timing processes a warm step shows little growth whatever it allocates; here the threshold
-    is fixed (``MALLOC_MMAP_THRESHOLD_``), large blocks go back to the OS when freed, and the
-    growth during the step is its peak. The same probe for every library.
-    """
-    env = dict(os.environ, PYTHONUNBUFFERED="1", MALLOC_MMAP_THRESHOLD_="65536",
-               OMP_WAIT_POLICY="PASSIVE")
-    env.pop("XLA_FLAGS", None)
-    cmd = [python, str(WORKER), "--lib", lib, "--workload", workload, "--probe-memory", *args]
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    try:
-        return json.loads(out.stdout.strip().splitlines()[-1])["peak_rss_bytes"]
-    except (IndexError, ValueError, KeyError):
-        return None
-
-
-def _median(values):
-    values = [v for v in values if v is not None]
-    return statistics.median(values) if values else None
-
-
-def bench_config(workload, libs, args, *, rounds, threads, log=print) -> list[dict]:
-    """Start a worker per library, time them in interleaved rounds, return one row each."""
-    workers = []
-    for lib in libs:
-        python = sys.executable if lib.startswith("snnjax") else str(PEERS_PYTHON)
-        if not lib.startswith("snnjax") and not PEERS_PYTHON.exists():
-            log(f"  {lib}: skipped (run benchmarks/setup_peers.sh first)")
-            continue
-        t0 = time.perf_counter()
-        try:
-            workers.append(Worker(lib, workload, args, python, threads))
-        except RuntimeError as e:
-            log(f"  {lib}: skipped, {str(e).splitlines()[-1]}")
-            continue
-        log(f"  {lib}: ready in {time.perf_counter() - t0:.1f} s")
-    times = {w.lib: {"step": [], "fwd": [], "bwd": []} for w in workers}
-    for r in range(rounds):
-        order = workers[r % len(workers):] + workers[: r % len(workers)] if workers else []
-        for w in order:
-            time.sleep(0.2)  # let the previous process's thread pool go idle
-            out = w.run(1)
-            for k in ("step", "fwd", "bwd"):
-                times[w.lib][k] += out[k]
-    rows = []
-    for w in workers:
-        w.close()
-    for w in workers:
-        info = w.info
-        python = sys.executable if w.lib.startswith("snnjax") else str(PEERS_PYTHON)
-        # torch.compile's setup takes minutes: its memory is plain SpikingJelly's.
-        peak = None if w.lib.endswith("compile") else probe_memory(w.lib, workload, args, python)
-        rows.append({
-            "workload": workload, "lib": w.lib, "rule": _rule(w.lib, info),
-            "config": " ".join(args), "versions": info["versions"],
-            "step_s": _median(times[w.lib]["step"]), "fwd_s": _median(times[w.lib]["fwd"]),
-            "bwd_s": _median(times[w.lib]["bwd"]), "rounds": rounds,
-            "loss": info["loss"], "peak_rss_bytes": peak,
-            "compiled_memory_bytes": info["compiled_memory_bytes"], "setup_s": info["setup_s"],
-            "threads": info.get("threads"), "path": info.get("path"),
-        })
-    by = {r["lib"]: r for r in rows}
-    other = next((lib for lib in OTHER_PATH if lib in by), None)
-    for r in rows:
-        r["other_path"] = other
-        for key, ref in (("vs_snnjax", "snnjax"), ("vs_other_path", other),
-                         ("vs_same_rule", SAME_RULE.get(r["lib"], "snnjax"))):
-            base = by.get(ref, {}).get("step_s")
-            r[key] = r["step_s"] / base if base and r["step_s"] else None
-    return rows
-
-
-def numpy_gemm_rate(rows: int, n: int, repeats: int = 5) -> float:
-    """numpy's float32 rate (GFLOP/s) for the dense step's two products, ``[rows, n] @ [n, n]``
-    and ``[rows, n]ᵀ @ [rows, n]``: the best of ``repeats`` timings of the pair."""
-    import numpy as np
-
-    rng = np.random.default_rng(0)
-    a = rng.standard_normal((rows, n), dtype=np.float32)
-    w = rng.standard_normal((n, n), dtype=np.float32)
-    c = rng.standard_normal((rows, n), dtype=np.float32)
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        a @ w
-        a.T @ c
-        best = min(best, time.perf_counter() - t0)
-    return 4 * rows * n * n / best / 1e9
-
-
 def run(*, workloads=("dense", "conv"), Ns=(512, 1024, 2048), T_dense=100, T_conv=6,
         batch=16, width=0.25, rounds=7, threads=None, libs=None, log=print) -> dict:
     """All configurations; returns ``{"machine", "rows"}``."""
@@ -456,7 +349,9 @@ def markdown(result: dict) -> str:
                      "| share of GEMM peak | peak RSS MiB | XLA memory MiB | loss at init "
                      "| threads |")
         lines.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-        peak = _gemm_peak(result.get("gemm", {}).get(config))[0] if workload == "dense" else None
+        g = result.get("gemm", {}).get(config) if workload == "dense" else None
+        # Older results' numpy rate ran under the machine's OpenBLAS settings: not a peak.
+        peak = None if (not g or "numpy_gflops" in g) else g.get("gflops")
         for r in rows:
             same = r["vs_same_rule"] if r["lib"] in SAME_RULE else None
             share = r["gemm_gflops"] / peak if (peak and r.get("gemm_gflops")) else None

@@ -52,7 +52,7 @@ def dense_work(N: int, T: int, B: int, dtype: str) -> tuple[float, float]:
 
 def spike_count_loss():
     """The spike count as a snnjax per-step loss: ``ℓ(o[t]) = Σ_{b,n} s[t,b,n]`` (the engine
-    divides by T), summed in float32 whatever the spikes' dtype."""
+    divides by T), summed in float32 at least (bfloat16 spikes would count inexactly)."""
     import jax.numpy as jnp
 
     from snnjax.losses import Loss
@@ -61,7 +61,7 @@ def spike_count_loss():
     class SpikeCount(Loss):
         def step(self, o, y):
             del y
-            return o.astype(jnp.float32).sum()
+            return jnp.sum(o, dtype=jnp.promote_types(o.dtype, jnp.float32))
 
     return SpikeCount()
 

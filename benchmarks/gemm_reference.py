@@ -5,7 +5,8 @@ process whose environment lacks the OpenBLAS overrides (:data:`OPENBLAS_OVERRIDE
 machine that sets ``OPENBLAS_CORETYPE=Haswell`` on an AVX-512 CPU forces numpy onto a kernel
 at about half the CPU's rate, and the reference must be the CPU's, not the setting's. Only
 this measurement drops them; nothing else (tests, CI, the benchmarked processes) is changed.
-The child reports which OpenBLAS kernel ran (threadpoolctl's ``architecture``).
+The child reports which OpenBLAS kernel ran (threadpoolctl's ``architecture``; threadpoolctl
+comes with scikit-learn, a dependency of snnjax).
 
     python benchmarks/gemm_reference.py --rows 1600 --n 2048     # prints the JSON
 """

@@ -67,8 +67,7 @@ def test_ottt_on_the_dense_net_is_sltt(x64):
 
 def test_both_scripts_run_the_same_dense_step():
     """accelerator.py's dense OTTT row and peers.py's (peer_worker) compute the same loss and
-    gradient from the same data (they once differed: a traced synapse against an untraced
-    one, and another loss)."""
+    gradient from the same data: the same net, the same untraced synapse, the same loss."""
     rule_name, lib = "OTTT_A(chunk=T)", "snnjax-ottt-a"
     cfg = type("Cfg", (), {"T": T, "batch": B, "N": N, "lib": lib})()
     runner = peer_worker.snnjax_dense(cfg, lib)

@@ -67,8 +67,8 @@ Sections
    answer is tested, not extrapolated). The planner only compiles, without autotuning
    (``--xla_gpu_autotune_level=0``), beside the conv compiles.
 
-``--tiny`` runs every section and row kind on CPU in well under a minute (CI,
-tests/test_accelerator.py): N = 64, 128, T = 8, batch 4; VGG-11 sWS with a 2-conv cfg and a
+``--tiny`` runs every section and row kind on CPU in about two CPU-minutes, compiling most
+of it (CI, tests/test_accelerator.py): N = 64, 128, T = 8, batch 4; VGG-11 sWS with a 2-conv cfg and a
 one-unit PreAct ResNet at 8×8, T = 2, the ResNet with BPTT, SLTT and SLTT-K(1) only; the
 planner on the small VGG against a 256 KiB budget; XLA:CPU compiling without its expensive
 passes; peers that are not installed are reported as not run.

@@ -26,10 +26,14 @@ import re
 
 import jax
 
-__all__ = ["Target", "targets", "get_target"]
+__all__ = ["Target", "TargetUnavailableError", "targets", "get_target"]
 
 _GIB = 2**30
 _PLATFORMS = ("cpu", "cuda", "tpu")
+
+
+class TargetUnavailableError(RuntimeError):
+    """A known target that this process cannot compile for (its message says what to do)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,7 +75,7 @@ class Target:
         """The device to compile for (compile-only for GPUs and TPUs; cached per target).
 
         Raises:
-          RuntimeError: the extra is missing, its version differs from jax's, or (CUDA on
+          TargetUnavailableError: the extra is missing, its version differs from jax's, or (CUDA on
             a machine without a GPU) ``jax_platforms`` is not ``"cpu"``.
         """
         if self.platform == "cpu":
@@ -136,7 +140,10 @@ def get_target(target: str | Target) -> Target:
 # ---------------------------------------------------------------------------- the extras
 
 # The module each extra installs, and the distribution whose version must match jax's.
-_EXTRA_MODULES = {"gpu-aot": ("jax_plugins.xla_cuda12", "jax_cuda12_plugin"), "tpu-aot": ("libtpu",)}
+_EXTRA_MODULES = {
+    "gpu-aot": ("jax_plugins.xla_cuda12", "jax_cuda12_plugin"),
+    "tpu-aot": ("libtpu",),
+}
 
 
 def _installed(module: str) -> bool:
@@ -147,15 +154,16 @@ def _installed(module: str) -> bool:
 
 
 def _missing_extra(target: Target) -> str:
-    return f"target {target.name!r} needs the {target.extra} extra: pip install 'snnjax[{target.extra}]'"
+    extra = target.extra
+    return f"target {target.name!r} needs the {extra} extra: pip install 'snnjax[{extra}]'"
 
 
 def _check_extra(target: Target) -> None:
     if not all(_installed(m) for m in _EXTRA_MODULES[target.extra]):
-        raise RuntimeError(_missing_extra(target))
+        raise TargetUnavailableError(_missing_extra(target))
     mismatch = _version_mismatch(target.extra)
     if mismatch:
-        raise RuntimeError(
+        raise TargetUnavailableError(
             f"target {target.name!r}: {mismatch} (reinstall with pip install "
             f"'snnjax[{target.extra}]', which pins them together)"
         )
@@ -191,9 +199,9 @@ def _compile_only_device(target: Target) -> jax.Device:
     if target.platform == "tpu":
         try:
             topo = topologies.get_topology_desc(topology_name=target.topology, platform="tpu")
-        except RuntimeError as e:
+        except RuntimeError as e:  # jax's runtime error
             if "lockfile" in str(e):
-                raise RuntimeError(
+                raise TargetUnavailableError(
                     f"target {target.name!r}: another process holds libtpu; for compile-only "
                     "use on a machine without a TPU, set ALLOW_MULTIPLE_LIBTPU_LOAD=1 before "
                     "starting Python"
@@ -208,7 +216,7 @@ def _compile_only_device(target: Target) -> jax.Device:
     except NotImplementedError:
         # The CUDA plugin registers only when CUDA loads, or when jax is told to run on the
         # CPU alone (then it skips the CUDA check and compiles without a device).
-        raise RuntimeError(
+        raise TargetUnavailableError(
             f"target {target.name!r} compiles for CUDA without a GPU, which needs "
             "jax_platforms='cpu': set JAX_PLATFORMS=cpu before starting Python, or call "
             "jax.config.update('jax_platforms', 'cpu') before any jax computation"

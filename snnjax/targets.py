@@ -122,6 +122,7 @@ def get_target(target: str | Target) -> Target:
 
     Raises:
       ValueError: an unknown name (the message lists the known ones) or a refused one.
+      TypeError: neither a name nor a Target.
     """
     if isinstance(target, Target):
         return target
@@ -218,7 +219,7 @@ def _compile_only_device(target: Target) -> jax.Device:
         # CPU alone (then it skips the CUDA check and compiles without a device).
         raise TargetUnavailableError(
             f"target {target.name!r} compiles for CUDA without a GPU, which needs "
-            "jax_platforms='cpu': set JAX_PLATFORMS=cpu before starting Python, or call "
-            "jax.config.update('jax_platforms', 'cpu') before any jax computation"
+            "jax_platforms='cpu': set JAX_PLATFORMS=cpu before starting Python (or call "
+            "jax.config.update('jax_platforms', 'cpu') right after importing jax)"
         ) from None
     return topo.devices[0]

@@ -379,10 +379,10 @@ def plan_rows(
         so functions jitted before the plan compile again on their next call.
 
     Returns:
-      One dict per rule: ``rule``, ``target`` (its name, or None), ``budget_bytes``,
-      ``batch_size``, ``max_T`` (0: nothing
-      fits), ``max_T_capped`` (``max_T`` is the cap and fits), ``max_T_fits_beyond`` (a
-      larger tested T that fits, or None), ``memory_at_max_T``; with ``T`` also ``T``,
+      One dict per rule: ``rule``, ``target`` (its name, or this machine's platform),
+      ``budget_bytes``, ``batch_size``, ``max_T`` (0: nothing fits), ``max_T_capped``
+      (``max_T`` is the cap and fits), ``max_T_fits_beyond`` (a larger tested T that fits,
+      or None), ``memory_at_max_T``; with ``T`` also ``T``,
       ``max_batch``, ``max_batch_capped``, ``max_batch_fits_beyond``,
       ``memory_at_max_batch``; and ``compiles``, the number of memory evaluations.
     """
@@ -405,7 +405,7 @@ def plan_rows(
             return _fits(rule, t) is None and memory(t, batch_size) <= budget
 
         lo_T = next((t for t in range(1, max_T + 1) if _fits(rule, t) is None), max_T)
-        row = {"rule": name, "target": None if target is None else target.name,
+        row = {"rule": name, "target": _backend() if target is None else target.name,
                "budget_bytes": budget, "batch_size": batch_size,
                **_plan_result("T", largest(t_fits, lo=lo_T, cap=max_T, scan=scan,
                                            rounds=rounds),

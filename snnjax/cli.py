@@ -485,10 +485,12 @@ def main(argv=None) -> int:
     logger.addHandler(handler)
     logger.setLevel(logging.WARNING)
     logger.propagate = False
+    from snnjax.targets import TargetUnavailableError
+
     try:
         _require_extras(args)
         return args.func(args)
-    except (ValueError, FileNotFoundError, FloatingPointError) as e:
+    except (ValueError, FileNotFoundError, FloatingPointError, TargetUnavailableError) as e:
         print(f"snnjax: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -93,8 +93,8 @@ def neuron_state_bytes(net, batch, shape) -> int:
 @pytest.mark.parametrize("target", [
     "h100",
     pytest.param("tpu-v5e", marks=pytest.mark.xfail(
-        strict=True, reason="open (issue 22): XLA:TPU keeps several sets of neuron states "
-        "more for SLTT-K(1) than for SLTT")),
+        strict=True, reason="open (issue 22): on XLA:TPU SLTT-K(1) keeps several sets of "
+        "neuron states more than SLTT, more than the replay after the pass did")),
 ])
 def test_sltt_k_keeps_no_neuron_states_beyond_sltt(target):
     # SLTT-K(1) replays its one selected step from the state the forward pass carries on,

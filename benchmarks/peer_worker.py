@@ -191,28 +191,6 @@ class TorchRunner:
         return None
 
 
-class TorchRunner:
-    """``forward() -> loss`` and its ``loss.backward()``, or an online per-step loop."""
-
-    def __init__(self, torch, params, forward=None, online=None):
-        self.torch, self.params, self.forward, self.online = torch, params, forward, online
-
-    def step(self):
-        for p in self.params:
-            p.grad = None
-        if self.online is not None:
-            return self.online()
-        t0 = time.perf_counter()
-        loss = self.forward()
-        t1 = time.perf_counter()
-        loss.backward()
-        t2 = time.perf_counter()
-        return t2 - t0, t1 - t0, t2 - t1, float(loss.detach())
-
-    def compiled_memory(self):
-        return None
-
-
 def torch_dense(cfg):
     """snnTorch's or SpikingJelly's Linear + LIF (:func:`nets.dense.torch_dense`)."""
     import torch

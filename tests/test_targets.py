@@ -225,8 +225,8 @@ def test_constant_memory_rules_do_not_grow_with_T(name, rule):
 
 _TPU_ORDER = pytest.mark.xfail(
     strict=True,
-    reason="engine bug on XLA:TPU (fix on branch engine-order): XLA:TPU's scheduler does not "
-           "keep the engine's order, so this rule's step takes more memory there",
+    reason="open (issue 22): compiled for a TPU v5e this rule's step takes more memory than "
+           "the rule it should not exceed (docs/schedules.md)",
 )
 
 

@@ -453,15 +453,7 @@ def select_indices(key, T: int, K: int) -> jax.Array:
 
 def _run_selected(stages, params, state, xs, p0, unstandardize, carries, plan, key,
                   forward_chunk, stage_fn, T):
-    """SLTT-K: a forward pass over every chunk that records the selected steps; in the chunk
-    holding the last of them, the replay of all K at once (docs/schedules.md).
-
-    The last selected step's record is taken from its own chunk (for one-step chunks of
-    LIF neurons, the very state carried on) and the replay runs before the next chunk: only
-    the K - 1 earlier records are kept beside the neuron states, at K = 1 none. The replay
-    is a branch of ``lax.cond`` taken in that chunk alone; as a separate computation it
-    recomputes its forward from the records instead of keeping the forward pass's values.
-    """
+    """SLTT-K: record the K selected steps in a forward pass, then replay them at once."""
     C, K = plan.chunk, plan.K
     if plan.steps is not None:
         idx = jnp.asarray(plan.steps, jnp.int32)
@@ -470,62 +462,22 @@ def _run_selected(stages, params, state, xs, p0, unstandardize, carries, plan, k
             raise ValueError("SLTT-K draws its K steps from a PRNG key: pass key=")
         key, select_key = jax.random.split(key)
         idx = select_indices(select_key, T, K)
-    earlier, last = idx[:K - 1], idx[K - 1]
 
     _, logits0, _, hist0, inputs0 = jax.eval_shape(
         lambda c: forward_chunk(p0, c, xs[:1], True), carries)
-    slot = lambda s: jnp.zeros((K - 1,) + s.shape[1:], s.dtype)  # noqa: E731
+    slot = lambda s: jnp.zeros((K,) + s.shape[1:], s.dtype)  # noqa: E731
     bufs0 = (jax.tree.map(slot, hist0), jax.tree.map(slot, inputs0))
 
-    def replay(carries, hist, inputs):
-        """Gradients of the K selected steps, replayed as one chunk, stage after stage."""
-        # The replay's weight-derived operands (transposed kernels, ...) are computed here,
-        # not kept through the forward pass.
-        p = _after(p0, hist)
-        inputs, grads = list(inputs), {}
-        for i, stage in enumerate(stages):
-            # The recorded history mirrors the "neuron" collection, each state stacked [K, ...].
-            replay_carry = {**{c: v for c, v in carries[i].items() if c not in TRANSIENT},
-                            "neuron": hist[i]}
-            g = jax.grad(lambda q, c, x: stage_fn(stage, q, c, x, REPLAY)[0])(
-                stage.take(p), replay_carry, inputs[i]
-            )
-            if i < len(stages) - 1:
-                # The next stage's replay waits for this one's backward (as in grad_chunk).
-                inputs[i + 1] = _after(inputs[i + 1], g)
-            grads = stage.put(grads, g)
-        return grads
-
-    def with_last(buf, chunk_values, pos):
-        """The K - 1 earlier records and the chunk's record at ``pos``: ``[K, ...]``."""
-        def one(b, v):
-            v = jax.lax.dynamic_index_in_dim(v, pos, keepdims=True)
-            return v if K == 1 else jnp.concatenate([b, v.astype(b.dtype)])
-        return jax.tree.map(one, buf, chunk_values)
-
     def body(acc, xw, start):
-        carries, bufs, g_sum, l_sum, logits_sum = acc
+        carries, bufs, l_sum, logits_sum = acc
         value, logits, carries, hist, inputs = forward_chunk(p0, carries, xw, True)
         length = xw.shape[0]
-        if K > 1:
-            bufs = (_slot_update(bufs[0], hist, earlier, start, length),
-                    _slot_update(bufs[1], inputs, earlier, start, length))
-        pos = last - start
-        here = (pos >= 0) & (pos < length)
-        pos = jnp.clip(pos, 0, length - 1)
+        bufs = (_slot_update(bufs[0], hist, idx, start, length),
+                _slot_update(bufs[1], inputs, idx, start, length))
+        return carries, bufs, l_sum + value, logits_sum + logits
 
-        def backward(g_sum):
-            g = replay(carries, with_last(bufs[0], hist, pos), with_last(bufs[1], inputs, pos))
-            return _tree_add(g_sum, g)
-
-        g_sum = jax.lax.cond(here, backward, lambda g_sum: g_sum, g_sum)
-        return carries, bufs, g_sum, l_sum + value, logits_sum + logits
-
-    g_shape = jax.eval_shape(
-        lambda: replay(carries, *(jax.tree.map(lambda s: jnp.zeros((K,) + s.shape[1:], s.dtype),
-                                               t) for t in (hist0, inputs0))))
-    acc = (carries, bufs0, jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), g_shape),
-           jnp.zeros((len(stages),), xs.dtype), jnp.zeros(logits0.shape, logits0.dtype))
+    acc = (carries, bufs0, jnp.zeros((len(stages),), xs.dtype),
+           jnp.zeros(logits0.shape, logits0.dtype))
     n_full, rest = divmod(T, C)
     if n_full == 1:
         acc = body(acc, xs[:C], 0)
@@ -537,6 +489,22 @@ def _run_selected(stages, params, state, xs, p0, unstandardize, carries, plan, k
         (acc, _), _ = jax.lax.scan(scan_body, (acc, jnp.int32(0)), None, length=n_full)
     if rest:
         acc = body(acc, xs[n_full * C:], n_full * C)
-    carries, _, grads, l_sum, logits = acc
+    carries, (hist, inputs), l_sum, logits = acc
+    # The replay's weight-derived operands (transposed kernels, ...) are computed after the
+    # forward pass, not kept through it.
+    p0 = _after(p0, hist)
+
+    grads = {}
+    for i, stage in enumerate(stages):
+        # The recorded history mirrors the "neuron" collection, each state stacked [K, ...].
+        replay_carry = {**{c: v for c, v in carries[i].items() if c not in TRANSIENT},
+                        "neuron": hist[i]}
+        g = jax.grad(lambda q, c, x: stage_fn(stage, q, c, x, REPLAY)[0])(
+            stage.take(p0), replay_carry, inputs[i]
+        )
+        if i < len(stages) - 1:
+            # The next stage's replay waits for this one's backward (as in grad_chunk).
+            inputs[i + 1] = _after(inputs[i + 1], g)
+        grads = stage.put(grads, g)
     (grads,) = unstandardize(grads)
     return _total(l_sum), _aux(logits, stages, state, carries, l_sum), grads, params, None

@@ -2,6 +2,7 @@
 
     JAX_PLATFORMS=cpu .venv/bin/python benchmarks/targets_memory.py h100 tpu-v5e
     JAX_PLATFORMS=cpu .venv/bin/python benchmarks/targets_memory.py tpu-v5e --only vgg11_sws:sltt
+    .venv/bin/python benchmarks/targets_memory.py --markdown    # BENCHMARKS.md's table, from the JSON
 
 Needs the gpu-aot / tpu-aot extras. Appends one JSON row per (target, net, rule) to
 ``benchmarks/results/targets_memory.json`` (rows of the same cell are replaced). The figures
@@ -34,11 +35,16 @@ def cells():
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("targets", nargs="+", help="e.g. h100 tpu-v5e")
+    p.add_argument("targets", nargs="*", help="e.g. h100 tpu-v5e")
+    p.add_argument("--markdown", action="store_true",
+                   help="print the committed JSON as BENCHMARKS.md's table; compile nothing")
     p.add_argument("--only", nargs="*", default=(), help="net:rule cells, e.g. vgg11_sws:sltt")
     p.add_argument("--batch-size", type=int, default=128)
     args = p.parse_args(argv)
     rows = json.loads(OUT.read_text()) if OUT.exists() else []
+    if args.markdown:
+        print(markdown(rows))
+        return 0
     for target in args.targets:
         for net, model, shape, T, rule_list in cells():
             for rule in rule_list:
@@ -58,6 +64,21 @@ def main(argv=None) -> int:
                       f"{row['total_bytes'] / 2**20:9.0f} MiB", flush=True)
                 jax.clear_caches()
     return 0
+
+
+def markdown(rows) -> str:
+    """One row per (net, rule), one column per target, total MiB (temp + arguments +
+    outputs - donated buffers)."""
+    order = list(dict.fromkeys(r["target"] for r in rows))
+    cells = {}
+    for r in rows:
+        cells.setdefault((r["net"], r["T"], r["batch_size"], r["rule"]), {})[r["target"]] = r
+    lines = ["| net, T, batch | rule | " + " | ".join(f"{t} MiB" for t in order) + " |",
+             "|---|---|" + "---:|" * len(order)]
+    for (net, T, b, rule), by in cells.items():
+        vals = [f"{by[t]['total_bytes'] / 2**20:,.1f}" if t in by else "not run" for t in order]
+        lines.append(f"| {net}, T={T}, b{b} | `{rule}` | " + " | ".join(vals) + " |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -453,17 +453,7 @@ def select_indices(key, T: int, K: int) -> jax.Array:
 
 def _run_selected(stages, params, state, xs, p0, unstandardize, carries, plan, key,
                   forward_chunk, stage_fn, T):
-    """SLTT-K: a forward pass that records the K selected steps, split at the chunk holding
-    the last of them; between the two halves, the replay of all K at once.
-
-    The forward pass runs steps ``[0, m)``, the chunk ``[m, m + C)`` holding the last
-    selected step, then ``[m + C, T)`` (each half in chunks of C, its rest one step at a
-    time). The replay runs between the halves, at the top level of the step: the last
-    step's record is taken from its own chunk (for one-step chunks of LIF neurons, the very
-    state carried on), so only the K - 1 earlier records are kept beside the neuron states,
-    at K = 1 none; and the second half waits for the replay's gradients, so the replay's
-    temporaries never meet the second half's (docs/schedules.md).
-    """
+    """SLTT-K: record the K selected steps in a forward pass, then replay them at once."""
     C, K = plan.chunk, plan.K
     if plan.steps is not None:
         idx = jnp.asarray(plan.steps, jnp.int32)
@@ -472,67 +462,49 @@ def _run_selected(stages, params, state, xs, p0, unstandardize, carries, plan, k
             raise ValueError("SLTT-K draws its K steps from a PRNG key: pass key=")
         key, select_key = jax.random.split(key)
         idx = select_indices(select_key, T, K)
-    earlier, last = idx[:K - 1], idx[K - 1]
-    # The chunk holding the last selected step, inside [0, T).
-    m = jnp.minimum(last // C * C, T - C)
 
     _, logits0, _, hist0, inputs0 = jax.eval_shape(
         lambda c: forward_chunk(p0, c, xs[:1], True), carries)
-    slot = lambda s: jnp.zeros((K - 1,) + s.shape[1:], s.dtype)  # noqa: E731
+    slot = lambda s: jnp.zeros((K,) + s.shape[1:], s.dtype)  # noqa: E731
     bufs0 = (jax.tree.map(slot, hist0), jax.tree.map(slot, inputs0))
 
-    def chunk(acc, start, length, record):
+    def body(acc, xw, start):
         carries, bufs, l_sum, logits_sum = acc
-        xw = jax.lax.dynamic_slice_in_dim(xs, start, length)
-        value, logits, carries, hist, inputs = forward_chunk(p0, carries, xw, record)
-        if record:
-            bufs = (_slot_update(bufs[0], hist, earlier, start, length),
-                    _slot_update(bufs[1], inputs, earlier, start, length))
-        return (carries, bufs, l_sum + value, logits_sum + logits), hist, inputs
-
-    def steps(acc, start, stop, record):
-        """The forward pass over steps ``[start, stop)``: chunks of C, the rest one by one."""
-        for length in (C, 1) if C > 1 else (C,):
-            acc, start = jax.lax.while_loop(
-                lambda a, length=length: a[1] + length <= stop,
-                lambda a, length=length: (chunk(a[0], a[1], length, record)[0],
-                                          a[1] + length),
-                (acc, start))
-        return acc
+        value, logits, carries, hist, inputs = forward_chunk(p0, carries, xw, True)
+        length = xw.shape[0]
+        bufs = (_slot_update(bufs[0], hist, idx, start, length),
+                _slot_update(bufs[1], inputs, idx, start, length))
+        return carries, bufs, l_sum + value, logits_sum + logits
 
     acc = (carries, bufs0, jnp.zeros((len(stages),), xs.dtype),
            jnp.zeros(logits0.shape, logits0.dtype))
-    acc = steps(acc, jnp.int32(0), m, K > 1)
-    acc, hist, inputs = chunk(acc, m, C, True)
-    carries, (bufs_hist, bufs_inputs), l_sum, logits = acc
+    n_full, rest = divmod(T, C)
+    if n_full == 1:
+        acc = body(acc, xs[:C], 0)
+    else:
+        def scan_body(acc_i, _):
+            acc, i = acc_i
+            return (body(acc, jax.lax.dynamic_slice_in_dim(xs, i * C, C), i * C), i + 1), None
 
-    def with_last(buf, chunk_values):
-        """The K - 1 earlier records and the chunk's record of the last step: ``[K, ...]``."""
-        def one(b, v):
-            v = jax.lax.dynamic_slice_in_dim(v, last - m, 1)
-            return v if K == 1 else jnp.concatenate([b, v.astype(b.dtype)])
-        return jax.tree.map(one, buf, chunk_values)
-
-    hist, inputs = with_last(bufs_hist, hist), list(with_last(bufs_inputs, inputs))
+        (acc, _), _ = jax.lax.scan(scan_body, (acc, jnp.int32(0)), None, length=n_full)
+    if rest:
+        acc = body(acc, xs[n_full * C:], n_full * C)
+    carries, (hist, inputs), l_sum, logits = acc
     # The replay's weight-derived operands (transposed kernels, ...) are computed after the
-    # first half of the forward pass, not kept through it.
-    p = _after(p0, hist)
+    # forward pass, not kept through it.
+    p0 = _after(p0, hist)
+
     grads = {}
     for i, stage in enumerate(stages):
         # The recorded history mirrors the "neuron" collection, each state stacked [K, ...].
         replay_carry = {**{c: v for c, v in carries[i].items() if c not in TRANSIENT},
                         "neuron": hist[i]}
         g = jax.grad(lambda q, c, x: stage_fn(stage, q, c, x, REPLAY)[0])(
-            stage.take(p), replay_carry, inputs[i]
+            stage.take(p0), replay_carry, inputs[i]
         )
         if i < len(stages) - 1:
             # The next stage's replay waits for this one's backward (as in grad_chunk).
             inputs[i + 1] = _after(inputs[i + 1], g)
         grads = stage.put(grads, g)
-    # The gradients are finished (scaled WS's chain rule included) before the second half of
-    # the forward pass, which waits for them: one copy of them is kept through it.
     (grads,) = unstandardize(grads)
-    carries = _after(carries, grads)
-    acc = steps((carries, bufs0, l_sum, logits), m + C, T, False)
-    carries, _, l_sum, logits = acc
     return _total(l_sum), _aux(logits, stages, state, carries, l_sum), grads, params, None

@@ -31,6 +31,7 @@ import optax
 
 from snnjax.layers import standardize_params
 from snnjax.losses import Loss
+from snnjax.neuron import POTENTIAL
 from snnjax.neurons import CUT, KEEP, REPLAY, Route, SpikingNeuron
 
 __all__ = [
@@ -337,9 +338,10 @@ def run(
             return new_carry, (feat, logits, {k: new[k] for k in mutable_extra if k in new})
 
         piece = x.shape[0] if plan.cut else plan.apply  # a cut chunk is one application
-        if plan.remat and r_s.kind == "keep" and x.shape[0] > 1:
-            carry, (feat, logits) = _apply_recomputed(apply, carry, x, piece,
-                                                      remat_segment(x.shape[0]))
+        if plan.remat and r_s.kind == "keep":
+            carry, (feat, logits) = _apply_recomputed(
+                jax.checkpoint(apply, policy=_SAVE_POTENTIALS), carry, x, piece,
+                remat_segment(x.shape[0]))
             extra = {}
         elif piece >= x.shape[0]:
             carry, (feat, logits, extra) = apply(carry, x)
@@ -454,11 +456,19 @@ def _apply_in_pieces(apply, carry, x, piece: int):
     return carry, (feat, logits)
 
 
+#: What a recomputed piece keeps for its backward: each neuron's pre-reset potential u[t]
+#: (:data:`snnjax.neuron.POTENTIAL`). Spikes, pooled and scaled synapse inputs and the
+#: surrogate's derivative are element-wise in u (or linear), so the backward redoes them
+#: without running a synapse again.
+_SAVE_POTENTIALS = jax.checkpoint_policies.save_only_these_names(POTENTIAL)
+
+
 def _apply_recomputed(apply, carry, x, piece: int, segment: int):
     """:func:`_apply_in_pieces` over ``x [W, ...]`` in segments of ``segment`` steps, each
     under ``jax.checkpoint``: the backward keeps only the carry entering each segment (and
     the segment's slice of ``x``, which the caller keeps anyway) and recomputes one
-    segment's forward at a time; outputs concatenated back to ``[W, ...]``."""
+    segment's forward at a time; outputs concatenated back to ``[W, ...]``. A segment of
+    the whole window is not recomputed: then only ``apply``'s own policy holds."""
 
     def run_segment(c, xs):
         if min(piece, xs.shape[0]) >= xs.shape[0]:
@@ -466,6 +476,8 @@ def _apply_recomputed(apply, carry, x, piece: int, segment: int):
             return c, (feat, logits)
         return _apply_in_pieces(apply, c, xs, piece)
 
+    if segment >= x.shape[0]:
+        return run_segment(carry, x)
     n, rest = divmod(x.shape[0], segment)
     # Inside the scan nothing can be merged across iterations, so CSE need not be prevented.
     in_scan = jax.checkpoint(run_segment, prevent_cse=False)

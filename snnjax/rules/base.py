@@ -180,6 +180,11 @@ class Temporal(Rule):
         window's length one op per synapse over all its steps; None lets the engine choose
         from the model (:func:`snnjax.rules.engine.piece_length`: the fewest steps that
         give every synapse op enough rows to run at speed).
+      remat: (BPTT, TBPTT) recompute the forward during the backward: a window stores only
+        the neuron states (and other carried state) entering each segment of ``⌈√window⌉``
+        steps (:func:`snnjax.rules.engine.remat_segment`), and each segment's forward is run
+        again, once, when its backward needs it. The same gradient; memory O(√window)
+        instead of O(window), for one more forward pass (docs/schedules.md).
     """
 
     window: int | None = None
@@ -188,12 +193,21 @@ class Temporal(Rule):
     K: int | None = None
     steps: tuple[int, ...] | None = None
     chunk: int | None = None
+    remat: bool = False
 
     def __post_init__(self):
         if self.window is not None:
             _positive_int(self.window, "TBPTT window k")
         if self.chunk is not None:
             _positive_int(self.chunk, "chunk")
+        if not isinstance(self.remat, bool):
+            raise ValueError(f"remat must be True or False, got {self.remat!r}")
+        if self.remat and self.cut:
+            raise ValueError(
+                "remat recomputes the steps of a differentiated window (bptt, tbptt); "
+                f"{self._cut_name()} differentiates one chunk at a time and keeps nothing "
+                "across chunks: lower its chunk= for less memory (docs/schedules.md)"
+            )
         if (self.traces or self.K is not None) and not self.cut:
             raise ValueError("traces and selected steps need the cut temporal route")
         if self.window is not None and self.cut:
@@ -207,11 +221,18 @@ class Temporal(Rule):
                                  f"got {steps}")
             object.__setattr__(self, "steps", steps)
 
+    def _cut_name(self) -> str:
+        if self.K is not None:
+            return "sltt_k"
+        return "ottt" if self.traces else "sltt"
+
     @property
     def name(self) -> str:
         if not self.cut:
             base = "bptt" if self.window is None else f"tbptt(k={self.window})"
-            return base if self.chunk is None else f"{base}[chunk={self.chunk}]"
+            schedule = ([] if self.chunk is None else [f"chunk={self.chunk}"]) + (
+                ["remat"] if self.remat else [])
+            return f"{base}[{','.join(schedule)}]" if schedule else base
         args = []
         if self.K is not None:
             base = "sltt_k"
@@ -227,7 +248,8 @@ class Temporal(Rule):
     @property
     def memory(self) -> str:
         if not self.cut:
-            return "O(T)" if self.window is None else "O(k)"
+            window = "T" if self.window is None else "k"
+            return f"O(√{window})" if self.remat else f"O({window})"
         chunked = (self.chunk or 1) > 1
         if self.K is not None:  # the K selected steps' states, replayed as one batch
             return "O(K + chunk)" if chunked else "O(K)"
@@ -262,7 +284,7 @@ class Temporal(Rule):
             chunk = T if self.window is None else self.window
             apply = None if self.chunk is None else min(self.chunk, chunk)
         return Plan(chunk=chunk, apply=apply, cut=self.cut, traces=self.traces, K=self.K,
-                    steps=self.steps)
+                    steps=self.steps, remat=self.remat)
 
 
 # ---------------------------------------------------------------------------- model checks

@@ -1,8 +1,11 @@
 """`snnjax bench`: cost table, grid and planner end to end on tiny settings."""
 
 import functools
+import inspect
 import json
 import operator
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -305,3 +308,13 @@ def test_plan_sltt_fits_longer_sequences_and_finds_a_batch(tmp_path):
 def test_plan_rejects_bad_budget(capsys):
     assert cli.main(["bench", "plan", *TINY, "--budget", "lots"]) == 2
     assert "cannot read a memory size" in capsys.readouterr().err
+
+
+def test_public_names_and_python_m_snnjax_bench():
+    for name in bench.__all__:
+        obj = getattr(bench, name)
+        assert callable(obj) and not inspect.ismodule(obj), name
+    out = subprocess.run([sys.executable, "-m", "snnjax.bench", "plan", "--help"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "--budget" in out.stdout

@@ -131,4 +131,3 @@ def plot_grid(rows: Sequence[dict], path: str, title: str = "") -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
-

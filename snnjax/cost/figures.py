@@ -34,6 +34,7 @@ def default_optimizer() -> optax.GradientTransformation:
     """The optimizer cost figures assume unless told otherwise: SGD, momentum 0.9 (OTTT/SLTT)."""
     return optax.sgd(0.1, momentum=0.9)
 
+
 def _check_inputs(model, rule, loss, T, input_shape):
     want = getattr(model, "input_ndim", None)
     if want is not None and len(tuple(input_shape)) != want:

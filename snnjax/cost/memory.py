@@ -51,6 +51,7 @@ def compiled_memory(lowered_or_compiled: Any) -> dict[str, int]:
     out["memory_bytes"] = out["temp_bytes"] + out["argument_bytes"] + out["output_bytes"]
     return out
 
+
 def abstract_batch(T: int, batch_size: int, input_shape: Sequence[int], dtype=jnp.float32):
     """``(xs, ys)`` as ``jax.ShapeDtypeStruct`` s: ``[T, B, *input_shape]`` and int32 ``[B]``."""
     if T < 1 or batch_size < 1:

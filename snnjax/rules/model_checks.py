@@ -1,9 +1,10 @@
 """The checks a model (and a batch) must pass before a rule compiles its step.
 
-Each refuses, with one line naming the layer, what a rule cannot serve: a model that does not
-map a chunk ``[C, B, ...]`` to logits ``[C, B, classes]``, OTTT without traced synapses (or
-with a learnable decay, or max pooling), SLTT-K on a model that keeps other state across
-steps (docs/models.md). :meth:`snnjax.rules.Rule.plan_for` runs them.
+Each refuses in one line, naming the layer where there is one, what a rule cannot serve: a
+batch that is not time-major, a model that does not map a chunk ``[C, B, ...]`` to logits
+``[C, B, classes]``, OTTT without traced synapses (or with a learnable decay, or max
+pooling), SLTT-K on a model that keeps other state across steps; flax's own ``BatchNorm``
+gets a warning (docs/models.md). :meth:`snnjax.rules.Rule.plan_for` runs the model checks.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from snnjax.rules.engine import Plan
 from snnjax.rules.walk import apply_stage
 
 __all__ = ["check_batch", "check_model"]
+
 
 def check_batch(xs, ys) -> None:
     """``xs [T, B, ...]`` time-major with integer labels ``ys [B]`` (at the public boundary;

@@ -33,6 +33,7 @@ from snnjax.layers import standardize_params
 from snnjax.losses import Loss
 from snnjax.neuron import POTENTIAL
 from snnjax.neurons import CUT, KEEP, REPLAY, Route, SpikingNeuron
+from snnjax.rules.walk import calls, take_state
 
 __all__ = [
     "Plan", "Stage", "Aux", "run", "route", "init_carry", "piece_length", "resolve_pieces",
@@ -161,12 +162,12 @@ def route(r: Route):
     """Within this context, every neuron layer's call receives ``route=r`` (flax's method
     interception: the model's own code does not pass it)."""
 
-    def interceptor(next_fun, args, kwargs, context):
-        if context.method_name == "__call__" and isinstance(context.module, SpikingNeuron):
+    def visit(module, call, args, kwargs):
+        if isinstance(module, SpikingNeuron):
             kwargs = {**kwargs, "route": r}
-        return next_fun(*args, **kwargs)
+        return call(*args, **kwargs)
 
-    return nn.intercept_methods(interceptor)
+    return calls(visit)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -318,7 +319,7 @@ def run(
     # Initial carries, stage by stage (each stage's input shape from the previous one).
     carries, x1 = [], jax.ShapeDtypeStruct((1, *xs.shape[1:]), xs.dtype)
     for stage in stages:
-        st = {c: stage.take(state[c]) for c in state}
+        st = take_state(stage, state)
         carry, x1 = _carry_and_features(stage, stage.take(p0), st, x1, plan)
         carries.append(carry)
 

@@ -25,6 +25,8 @@ import contextlib
 import logging
 import os
 import re
+import signal
+import threading
 from typing import Any, Callable, TypeVar
 
 import jax
@@ -141,6 +143,27 @@ def _quiet_damaged_metadata():
         yield
     finally:
         logger.removeFilter(quiet)
+
+
+@contextlib.contextmanager
+def _ctrl_c_after_orbax():
+    """Within this context, Ctrl-C waits: a SIGINT is raised as KeyboardInterrupt when the
+    context ends. orbax logs a KeyboardInterrupt that lands in its save or wait as a failed
+    save, with a traceback, although the interrupted write is finished or discarded cleanly;
+    deferred, the interrupt reaches the caller with nothing half-done. A no-op off the main
+    thread (where Python delivers no signals) or under a handler other than Python's."""
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        yield
+        return
+    caught = []
+    signal.signal(signal.SIGINT, lambda *_: caught.append(True))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if caught:
+        raise KeyboardInterrupt
 
 
 @contextlib.contextmanager
@@ -293,12 +316,13 @@ class Checkpointer:
                 f"refusing to checkpoint step {step}: the train state holds NaN or Inf"
             )
         ocp = self._ocp
-        saved = self._manager.save(
+        with _ctrl_c_after_orbax():
+            saved = self._manager.save(
             int(step),
-            args=ocp.args.Composite(
-                state=ocp.args.StandardSave(_to_tree(ts)), meta=ocp.args.JsonSave(meta)
-            ),
-        )
+                args=ocp.args.Composite(
+                    state=ocp.args.StandardSave(_to_tree(ts)), meta=ocp.args.JsonSave(meta)
+                ),
+            )
         if not saved:  # orbax skips (silently) a step at or below its newest
             raise ValueError(
                 f"checkpoint step {step} was not written: {self.directory} already holds step "
@@ -394,12 +418,14 @@ class Checkpointer:
 
     def wait(self) -> None:
         """Block until every pending write is committed."""
-        self._manager.wait_until_finished()
+        with _ctrl_c_after_orbax():
+            self._manager.wait_until_finished()
 
     def close(self) -> None:
         """Finish pending writes and release orbax's resources."""
-        self._manager.wait_until_finished()
-        self._manager.close()
+        with _ctrl_c_after_orbax():
+            self._manager.wait_until_finished()
+            self._manager.close()
 
     def __enter__(self) -> "Checkpointer":
         return self

@@ -109,8 +109,7 @@ def read_checkpoint(directory: str | os.PathLike, step: int | None = None) -> tu
     if step is None:
         raise FileNotFoundError(f"no complete checkpoint in {directory}")
     one_device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-    with (_quiet_damaged_metadata(), _reads_finish_before_their_loop_closes(),
-          ocp.CheckpointManager(_location(directory)) as manager):
+    with _quiet_restore(), ocp.CheckpointManager(_location(directory)) as manager:
         out = manager.restore(
             int(step),
             args=ocp.args.Composite(
@@ -218,6 +217,14 @@ def _reads_finish_before_their_loop_closes():
         asyncio_utils._run_sync_via_new_loop = original
 
 
+@contextlib.contextmanager
+def _quiet_restore():
+    """Within this context, a restore says nothing but its result or its exception
+    (:func:`_quiet_damaged_metadata`, :func:`_reads_finish_before_their_loop_closes`)."""
+    with _quiet_damaged_metadata(), _reads_finish_before_their_loop_closes():
+        yield
+
+
 def _one_line(e: BaseException) -> str:
     """``Type: message`` of the innermost cause of ``e``, on one line and at most 300 chars."""
     while e.__cause__ is not None:
@@ -318,7 +325,7 @@ class Checkpointer:
         ocp = self._ocp
         with _ctrl_c_after_orbax():
             saved = self._manager.save(
-            int(step),
+                int(step),
                 args=ocp.args.Composite(
                     state=ocp.args.StandardSave(_to_tree(ts)), meta=ocp.args.JsonSave(meta)
                 ),
@@ -373,14 +380,14 @@ class Checkpointer:
     def _newest_readable(self, step: int | None, read: Callable[[int], _T]) -> tuple[int, _T]:
         """``(step, read(step))``; with ``step`` None, of the newest step that reads."""
         if step is not None:
-            with _quiet_damaged_metadata(), _reads_finish_before_their_loop_closes():
+            with _quiet_restore():
                 return int(step), read(int(step))
         steps = [s for s in self.steps() if s not in self._unreadable]
         if not steps and not self._unreadable:
             raise FileNotFoundError(f"no complete checkpoint in {self.directory}")
         for s in reversed(steps):
             try:
-                with _quiet_damaged_metadata(), _reads_finish_before_their_loop_closes():
+                with _quiet_restore():
                     return s, read(s)
             except Exception as e:  # orbax and tensorstore raise all kinds, plain Exception too
                 self._unreadable[s] = _one_line(e)

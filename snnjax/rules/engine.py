@@ -472,7 +472,7 @@ def _apply_recomputed(apply, carry, x, piece: int, segment: int):
     the whole window is not recomputed: then only ``apply``'s own policy holds."""
 
     def run_segment(c, xs):
-        if min(piece, xs.shape[0]) >= xs.shape[0]:
+        if piece >= xs.shape[0]:
             c, (feat, logits, _) = apply(c, xs)
             return c, (feat, logits)
         return _apply_in_pieces(apply, c, xs, piece)

@@ -45,8 +45,8 @@ import jax.numpy as jnp
 
 from snnjax.layers import fold, presynaptic_trace, traced_op, unfold
 from snnjax.neuron import (
-    ALIFState, Adaptation, LIFParams, LIFState, alif_carry, alif_kept, alif_state, alif_step, alif_step_v,
-    lif_carry, lif_refire, lif_state, lif_step, lif_step_v, potential,
+    ALIFState, Adaptation, LIFParams, LIFState, alif_carry, alif_kept, alif_state, alif_step,
+    alif_step_v, lif_carry, lif_refire, lif_state, lif_step, lif_step_v, potential,
 )
 
 __all__ = [

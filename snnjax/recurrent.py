@@ -21,7 +21,7 @@ import jax
 
 from snnjax.convolution import conv2d
 from snnjax.layers import BatchNorm, Conv, Dense, Dropout, Initializer
-from snnjax.models.base import neuron_layer, trace_decay_of
+from snnjax.models.base import neuron_layer, own_neuron, trace_decay_of
 from snnjax.neuron import LIFParams
 from snnjax.neurons import Recurrence, SpikingNeuron
 
@@ -56,6 +56,10 @@ class RecurrentDense(nn.Module):
     norm: bool = False
     dropout: float = 0.0
     recurrent_init: Initializer = nn.initializers.lecun_normal()
+
+    def __post_init__(self):
+        own_neuron(self)
+        super().__post_init__()
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
@@ -98,6 +102,10 @@ class RecurrentConv(nn.Module):
     norm: bool = False
     dropout: float = 0.0
     recurrent_init: Initializer = nn.initializers.lecun_normal()
+
+    def __post_init__(self):
+        own_neuron(self)
+        super().__post_init__()
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:

@@ -4,7 +4,8 @@ Each refuses in one line, naming the layer where there is one, what a rule canno
 batch that is not time-major, a model that does not map a chunk ``[C, B, ...]`` to logits
 ``[C, B, classes]``, OTTT without traced synapses (or with a learnable decay, a second
 time constant such as ALIF's, or max pooling), SLTT-K on a model that keeps other state
-across steps; flax's own ``BatchNorm`` gets a warning (docs/models.md). :meth:`snnjax.rules.Rule.plan_for` runs the model checks.
+across steps; flax's own ``BatchNorm`` gets a warning (docs/models.md).
+:meth:`snnjax.rules.Rule.plan_for` runs the model checks.
 """
 
 from __future__ import annotations

@@ -177,10 +177,11 @@ class SpikingNeuron(nn.Module):
         """λ of the presynaptic trace of this neuron's spikes (OTTT)."""
         raise NotImplementedError
 
-    def cut_steps(self, entering, currents: jax.Array):
+    def cut_steps(self, step: Step, entering, currents: jax.Array):
         """Spikes ``[C, B, ...]`` and leaving carries of C steps from their entering carries
-        (constants, stacked ``[C, ...]``): the cut route's differentiated pass."""
-        return jax.vmap(self.dynamics())(entering, currents)
+        (constants, stacked ``[C, ...]``): the cut route's differentiated pass. ``step`` is
+        :meth:`dynamics`'s (called once per call: it may declare parameters)."""
+        return jax.vmap(step)(entering, currents)
 
     @nn.compact
     def __call__(self, currents: jax.Array, route: Route = KEEP,
@@ -228,7 +229,7 @@ class SpikingNeuron(nn.Module):
                 entering = jax.tree.map(lambda a: a[None], start)
             else:
                 entering = sg(_scan_carries(step, start, sg(currents)))
-            spikes, after = n.cut_steps(entering, currents)
+            spikes, after = n.cut_steps(step, entering, currents)
             final = n.carry_out(jax.tree.map(lambda a: sg(a[-1]), after))
         if route.record:
             # The state leaving each step is the one entering the next (the last: final);
@@ -253,6 +254,13 @@ class _Recurrent:
 
     def __init__(self, neuron: SpikingNeuron, recurrence: Recurrence):
         self.neuron, self.rec = neuron, recurrence
+        self._step = None
+
+    def _inner(self) -> Step:
+        """The neuron's own step, made once (its ``dynamics`` may declare parameters)."""
+        if self._step is None:
+            self._step = self.neuron.dynamics()
+        return self._step
 
     def initial_state(self, current):
         # Spikes have the currents' shape and dtype; none before the first step.
@@ -274,13 +282,13 @@ class _Recurrent:
         return recurrent_step
 
     def dynamics(self) -> Step:
-        return self._wrap(self.neuron.dynamics())
+        return self._wrap(self._inner())
 
     def kept(self):
         step, carry_of = self.neuron.kept()
         return self._wrap(step), lambda state: RecurrentState(carry_of(state.neuron), state.s)
 
-    def cut_steps(self, entering, currents):
+    def cut_steps(self, step, entering, currents):
         # Every s[t-1] of the chunk is known (a constant): the recurrent product runs as one
         # op over the chunk, like a feed-forward synapse, and under OTTT (the "trace"
         # collection mutable) its weight gradient takes the trace of the layer's own spikes,
@@ -297,10 +305,10 @@ class _Recurrent:
             rec = self.rec.product(entering.s)
         if currents.shape[0] == 1:
             first = lambda tree: jax.tree.map(lambda a: a[0], tree)  # noqa: E731
-            s, inner = neuron.dynamics()(first(entering.neuron), currents[0] + rec[0])
+            s, inner = self._inner()(first(entering.neuron), currents[0] + rec[0])
             s, inner = s[None], jax.tree.map(lambda a: a[None], inner)
         else:
-            s, inner = neuron.cut_steps(entering.neuron, currents + rec)
+            s, inner = neuron.cut_steps(self._inner(), entering.neuron, currents + rec)
         return s, RecurrentState(inner, s)
 
     def record(self, entering, leaving):

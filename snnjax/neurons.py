@@ -294,7 +294,10 @@ class _Recurrent:
         # collection mutable) its weight gradient takes the trace of the layer's own spikes,
         # with the layer's own λ.
         neuron = self.neuron
-        if neuron.is_mutable_collection("trace") and not neuron.is_initializing():
+        # A neuron without one fixed λ has no trace: OTTT refuses it (model_checks), naming it.
+        traceable = neuron.fixed_decay and neuron.one_time_constant
+        if (traceable and neuron.is_mutable_collection("trace")
+                and not neuron.is_initializing()):
             var = neuron.variable("trace", "recurrent", jnp.zeros_like, entering.s[0])
             traces = presynaptic_trace(neuron.trace_decay, var.value, entering.s)
             var.value = traces[-1]

@@ -351,3 +351,11 @@ def test_a_recurrent_plif_layer_gives_every_schedule_of_the_cut_route_one_gradie
     assert float(jnp.abs(g1["units_0"]["neuron"]["w"])) > 0
     close(grads_of(rules.sltt(chunk=T), model, params, state, xs, ys)[1], g1)
     close(grads_of(rules.sltt_k(T, steps=range(T)), model, params, state, xs, ys)[1], g1)
+
+
+def test_ottt_refuses_a_recurrent_plif_layer_naming_it(rnn):
+    _, _, _, xs, ys = rnn
+    model = models.SpikingSequential((RecurrentDense(H1, neuron=neurons.PLIF(), first=True),), C)
+    params, state = rules.bptt().init(model, jax.random.key(1), xs[0])
+    with pytest.raises(ValueError, match=r"OTTT cannot train neuron 'units_0/neuron' \(PLIF\)"):
+        rules.ottt().value_and_grad(model, params, state, xs, ys, loss=LOSS)

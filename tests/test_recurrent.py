@@ -286,9 +286,9 @@ def test_a_recurrent_net_learns_a_temporal_xor_that_a_feed_forward_one_cannot():
     # can carry bit a to step 2. A feed-forward net then sums per-step logits that depend on
     # a alone and on b alone: no such sum separates XOR (3 of the 4 patterns at best).
     neuron = LIFParams(decay=0.0, surrogate=surrogate.sigmoid(4.0))
-    xs_test, ys_test = temporal_xor(jax.random.key(0), 64)
 
     def accuracy(unit_cls):
+        xs_test, ys_test = temporal_xor(jax.random.key(0), 64)
         model = models.SpikingSequential((unit_cls(16, neuron=neuron, first=True),), 2,
                                          readout_decay=0.0)
 

@@ -127,13 +127,30 @@ def hand_grad(params, xs, ys, name=None, **kw):
     return _HAND[name]
 
 
-def hand_ottt(params, xs, ys):
-    """OTTT's gradient: δ of every layer (spatial only, by autodiff of the cut loop w.r.t.
-    probes on the currents) times the presynaptic traces, summed over t."""
+def hand_deltas(params, xs, ys):
+    """Spikes and δ = ∂L/∂I of every layer and of the output, ``[T, B, ...]`` each, through
+    spatial routes only (autodiff of the cut loop w.r.t. probes on the currents)."""
     _, _, (s1, s2) = hand_forward(params, xs, cut=ALL_CUT)
     probes = [jnp.zeros_like(s1), jnp.zeros_like(s2),
               jnp.zeros((T, B, C), jnp.float64)]
     d1, d2, d3 = jax.grad(lambda pr: hand_loss(params, xs, ys, cut=ALL_CUT, probes=pr))(probes)
+    return s1, s2, d1, d2, d3
+
+
+def previous(s):
+    """``s[t-1]`` for every t of ``s [T, ...]``, with ``s[-1] = 0``."""
+    return jnp.concatenate([jnp.zeros_like(s[:1]), s[:-1]])
+
+
+def outer(a, d):
+    """``Σ_t a[t]ᵀ·d[t]`` over time and batch."""
+    return jnp.einsum("tbi,tbj->ij", a, d)
+
+
+def hand_ottt(params, xs, ys):
+    """OTTT's gradient: δ of every layer (:func:`hand_deltas`) times the presynaptic traces,
+    summed over t."""
+    s1, s2, d1, d2, d3 = hand_deltas(params, xs, ys)
 
     def trace(stream):  # â[t] = λ·â[t-1] + stream[t], â[-1] = 0
         out, a = [], jnp.zeros_like(stream[0])
@@ -142,10 +159,6 @@ def hand_ottt(params, xs, ys):
             out.append(a)
         return jnp.stack(out)
 
-    def previous(s):  # s[t-1], with s[-1] = 0
-        return jnp.concatenate([jnp.zeros_like(s[:1]), s[:-1]])
-
-    outer = lambda a, d: jnp.einsum("tbi,tbj->ij", a, d)  # noqa: E731
     g = {
         "units_0": {"Dense_0": {"kernel": outer(xs, d1), "bias": d1.sum((0, 1))},  # raw input
                     "recurrent_kernel": outer(trace(previous(s1)), d1)},
@@ -204,6 +217,9 @@ def test_sltt_cuts_the_recurrence_at_every_step(rnn, chunk):
     _, g = grads_of(rules.sltt(chunk=chunk), model, params, state, xs, ys)
     close(g, hand_grad(params, xs, ys, "sltt", cut=ALL_CUT))
     # The recurrent weight's gradient is then the instantaneous Σ_t δ[t]·s[t-1]ᵀ, not BPTT's.
+    s1, s2, d1, d2, _ = hand_deltas(params, xs, ys)
+    close(g["units_0"]["recurrent_kernel"], outer(previous(s1), d1))
+    close(g["units_1"]["recurrent_kernel"], outer(previous(s2), d2))
     g_bptt = hand_grad(params, xs, ys, "bptt")
     assert not np.allclose(g["units_1"]["recurrent_kernel"],
                            g_bptt["units_1"]["recurrent_kernel"])

@@ -34,6 +34,14 @@ def neuron_layer(neuron: LIFParams | SpikingNeuron) -> SpikingNeuron:
     raise ValueError(f"neuron must be LIFParams or a SpikingNeuron module, got {neuron!r}")
 
 
+def own_neuron(unit: nn.Module) -> None:
+    """Give ``unit`` its own copy of a neuron module passed in as its ``neuron`` field (call
+    from the unit's ``__post_init__``): flax shares the variables of one module instance
+    passed to several parents, and each layer's neuron state (and PLIF's λ) is its own."""
+    if isinstance(unit.neuron, SpikingNeuron) and unit.neuron.parent is None:
+        object.__setattr__(unit, "neuron", unit.neuron.clone())
+
+
 def trace_decay_of(neuron: LIFParams | SpikingNeuron) -> float:
     """λ of the presynaptic trace behind ``neuron`` (0.5 when it has no fixed λ: OTTT
     refuses such neurons before this value could matter)."""
@@ -62,6 +70,10 @@ class DenseUnit(nn.Module):
     norm: bool = False
     weight_standardization: bool = False
     dropout: float = 0.0
+
+    def __post_init__(self):
+        own_neuron(self)
+        super().__post_init__()
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
@@ -98,6 +110,10 @@ class ConvUnit(nn.Module):
     scale: float = 1.0
     pool: str | None = None
     dropout: float = 0.0
+
+    def __post_init__(self):
+        own_neuron(self)
+        super().__post_init__()
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:

@@ -21,12 +21,11 @@ from snnjax import models, neurons, rules, surrogate
 from snnjax.losses import per_step
 from snnjax.neuron import Adaptation, LIFParams
 from snnjax.recurrent import RecurrentConv, RecurrentDense
+from test_rules_identities import LOSS, TOL, to64
 
 T, B, D, H1, H2, C = 5, 3, 6, 7, 4, 3  # T != B on purpose
 LAM, V_TH = 0.5, 1.0
 NEURON = LIFParams(decay=LAM, surrogate=surrogate.sigmoid(4.0))
-LOSS = per_step(mse=0.1)
-TOL = dict(rtol=1e-10, atol=1e-12)
 NO_CUT = lambda t: False  # noqa: E731
 ALL_CUT = lambda t: True  # noqa: E731
 
@@ -35,10 +34,6 @@ ALL_CUT = lambda t: True  # noqa: E731
 def module_x64():
     with jax.enable_x64(True):
         yield
-
-
-def to64(tree):
-    return jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), tree)
 
 
 def close(a, b):

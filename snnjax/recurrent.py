@@ -36,6 +36,19 @@ def _same_conv(s, kernel):
     return conv2d(s, kernel, (1, 1), "SAME")
 
 
+def _recurrent_neuron(unit: nn.Module, current, op, kernel_shape, train: bool):
+    """[BatchNorm] → the unit's neuron with ``W_rec`` (``recurrent_kernel``) → [dropout]:
+    what both layers do after their feed-forward synapse (call from their compact
+    ``__call__``)."""
+    if unit.norm:
+        current = BatchNorm(train=train)(current)
+    kernel = unit.param("recurrent_kernel", unit.recurrent_init, kernel_shape)
+    s = neuron_layer(unit.neuron)(current, recurrence=Recurrence(op, kernel))
+    if unit.dropout > 0:
+        s = Dropout(unit.dropout, deterministic=not train)(s)
+    return s
+
+
 class RecurrentDense(nn.Module):
     """Flatten → Dense → [BatchNorm] → neuron with a recurrent synapse → [dropout]:
     ``[C, B, ...] -> [C, B, features]``, ``I[t] = W_ff·x[t] + b + W_rec·s[t-1]``.
@@ -66,14 +79,7 @@ class RecurrentDense(nn.Module):
         x = x.reshape(*x.shape[:2], -1)
         current = Dense(self.features, use_bias=not self.norm, traced=not self.first,
                         trace_decay=trace_decay_of(self.neuron))(x)
-        if self.norm:
-            current = BatchNorm(train=train)(current)
-        kernel = self.param("recurrent_kernel", self.recurrent_init,
-                            (self.features, self.features))
-        s = neuron_layer(self.neuron)(current, recurrence=Recurrence(_dense, kernel))
-        if self.dropout > 0:
-            s = Dropout(self.dropout, deterministic=not train)(s)
-        return s
+        return _recurrent_neuron(self, current, _dense, (self.features, self.features), train)
 
 
 class RecurrentConv(nn.Module):
@@ -112,12 +118,6 @@ class RecurrentConv(nn.Module):
         current = Conv(self.features, kernel_size=self.kernel_size, strides=self.strides,
                        use_bias=not self.norm, traced=not self.first,
                        trace_decay=trace_decay_of(self.neuron))(x)
-        if self.norm:
-            current = BatchNorm(train=train)(current)
         k = self.recurrent_size
-        kernel = self.param("recurrent_kernel", self.recurrent_init,
-                            (k, k, self.features, self.features))
-        s = neuron_layer(self.neuron)(current, recurrence=Recurrence(_same_conv, kernel))
-        if self.dropout > 0:
-            s = Dropout(self.dropout, deterministic=not train)(s)
-        return s
+        return _recurrent_neuron(self, current, _same_conv, (k, k, self.features, self.features),
+                                 train)

@@ -13,7 +13,7 @@ from typing import Any, Callable, Mapping, NamedTuple, Sequence
 import jax
 
 from snnjax.bench.rows import cannot_run
-from snnjax.bench.text import plan_line
+from snnjax.bench.text import format_size, plan_line
 
 __all__ = ["Largest", "largest", "PLAN_NOTE", "plan_rows", "plan_budget", "schedule_rows"]
 
@@ -263,7 +263,6 @@ def schedule_rows(
     Raises:
       ValueError: the rule cannot run with T steps.
     """
-    from snnjax.bench.text import format_size
     from snnjax.targets import get_target
 
     why = cannot_run(rule, T)

@@ -12,6 +12,8 @@ from snnjax.models.alexnet import alexnet as alexnet
 from snnjax.models.resnet import preact_resnet as preact_resnet
 from snnjax.models.resnet import resnet18 as resnet18
 from snnjax.models.resnet import resnet34 as resnet34
+from snnjax.models.rsnn import rsnn as rsnn
+from snnjax.models.rsnn import rsnn_alif as rsnn_alif
 from snnjax.models.vgg import vgg11_bn as vgg11_bn
 from snnjax.models.vgg import vgg11f_sws as vgg11f_sws
 
@@ -21,6 +23,8 @@ _REGISTRY.update(
     resnet18=resnet18, resnet34=resnet34, vgg11_bn=vgg11_bn, vgg11f_sws=vgg11f_sws,
     alexnet=alexnet,
 )
+# Recurrent networks (issue 25).
+_REGISTRY.update(rsnn=rsnn, rsnn_alif=rsnn_alif)
 
 
 def names() -> tuple[str, ...]:

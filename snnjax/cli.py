@@ -44,7 +44,8 @@ _FLAG = {"window": "--window", "block_size": "--block-size", "K": "--K", "online
 # The model options of `train`, checked against the model factory's signature.
 _MODEL_OPTIONS = {"hidden": "--hidden", "width": "--width", "dropout": "--dropout",
                   "pool": "--pool"}
-_BUILT_IN_DATASETS = frozenset({"digits"})  # shipped with the install: no --data-dir
+# Shipped with the install or generated: no --data-dir.
+_BUILT_IN_DATASETS = frozenset({"digits", "temporal_order"})
 
 
 def _rule_key(name: str) -> str:
@@ -163,8 +164,9 @@ def _add_data_args(g, d) -> None:
     from snnjax import data
 
     g.add_argument("--dataset", default=d.dataset,
-                   help=f"one of {', '.join(data.names())}; digits ships with the install, "
-                        "the others are read from --data-dir")
+                   help=f"one of {', '.join(data.names())}; digits ships with the install and "
+                        "temporal_order (a recurrent task) is generated, the others are read "
+                        "from --data-dir")
     g.add_argument("--data-dir", default=None, metavar="DIR",
                    help="tfds directory prepared as array_record, or the folder holding "
                         "tonic's dataset folders (NMNIST, DVSGesture, CIFAR10DVS)")
@@ -188,7 +190,7 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model and neuron")
     g.add_argument("--model", default=d.model, help=f"network: {', '.join(models.names())}")
     g.add_argument("--hidden", type=_int_tuple, default=None, metavar="INT,...",
-                   help=f"MLP hidden widths, e.g. 128,64; mlp only (default: "
+                   help=f"hidden widths, e.g. 128,64; mlp, rsnn, rsnn_alif (default: "
                         f"{','.join(map(str, d.hidden))})")
     g.add_argument("--width", type=float, default=None, metavar="FLOAT",
                    help=f"channel-width multiplier of the conv models that take one "

@@ -61,7 +61,10 @@ def count_macs(
     again for the weight gradient (δ·xᵀ, or δ·âᵀ under OTTT) and once more for the input
     gradient (Wᵀδ) when :attr:`Layer.input_grad` (not on the raw input, not across a Local
     cut). Forward runs at every step, backward at ``sched.backward_steps`` of them (SLTT-K:
-    K). Local's auxiliary heads are synapses like the others. OTTT's trace updates
+    K). A recurrent synapse (``W_rec·s[t-1]``, :attr:`Layer.recurrent`) counts as one too,
+    but its input gradient goes back in time: counted at ``sched.temporal_steps`` (none
+    where the rule cuts the temporal route). Local's auxiliary heads are synapses like the
+    others. OTTT's trace updates
     (``â = λ·â + s``: one multiply and one add per element of a traced synapse's input) are
     element-wise ops, reported apart as ``trace_ops``.
 
@@ -72,15 +75,19 @@ def count_macs(
     Returns:
       ``{"macs", "forward_macs", "backward_macs", "trace_ops", "per_layer"}`` (+
       ``"forward_acs"``, ``"forward_nonspike_macs"`` and ``"firing_rate"`` with ``rates``);
-      ``per_layer`` lists ``(path, forward MACs per step, backward MACs per step)``.
+      ``per_layer`` lists ``(path, forward MACs per step, backward MACs per step)`` (a
+      recurrent synapse's: at a step whose gradient flows back in time).
     """
     syn = [lay for lay in layers if lay.is_synapse]
     fwd_step = sum(lay.macs for lay in syn)
-    bwd_step = sum(lay.macs * (1 + lay.input_grad) for lay in syn)
+    bwd_step = sum(lay.macs * (1 + (lay.input_grad and not lay.recurrent)) for lay in syn)
+    # A recurrent synapse's input gradient W_recᵀδ[t] goes to s[t-1]: back in time.
+    back_in_time = sum(lay.macs for lay in syn if lay.recurrent and lay.input_grad)
     trace_step = sum(2 * lay.in_elems for lay in syn if lay.traced)
     out: dict[str, Any] = {
         "forward_macs": sched.forward_steps * fwd_step,
-        "backward_macs": sched.backward_steps * bwd_step,
+        "backward_macs": (sched.backward_steps * bwd_step
+                          + sched.temporal_steps * back_in_time),
         "trace_ops": sched.forward_steps * trace_step,
         "per_layer": [(lay.path, lay.macs, lay.macs * (1 + lay.input_grad)) for lay in syn],
     }
@@ -125,7 +132,9 @@ def count_memory_access(
     Backward, at each step with a backward pass (SLTT-K: K of them):
       - synapse, weight gradient: read δy and x (â under OTTT), read and write the gradient
         accumulator (``|y| + |x|`` activations, ``2|W|`` gradients);
-      - synapse, input gradient (only where one is needed): read δy and W, write δx;
+      - synapse, input gradient (only where one is needed): read δy and W, write δx; for a
+        recurrent synapse (``W_rec·s[t-1]``) that gradient goes back in time, so only at the
+        ``sched.temporal_steps`` steps;
       - neuron: read δs and the stored u (for the surrogate), write δI (``3|I|``); at the
         ``sched.temporal_steps`` steps where the gradient also flows back in time (BPTT,
         TBPTT inside a window), read δv[t] and write δv[t-1] (``2|I|`` state);
@@ -161,8 +170,9 @@ def count_memory_access(
             acc["activations"] += Bk * (y + x)
             acc["gradients"] += Bk * 2 * w
             if lay.input_grad:
-                acc["weights"] += Bk * w
-                acc["activations"] += Bk * (y + x)
+                steps = Tm if lay.recurrent else Bk
+                acc["weights"] += steps * w
+                acc["activations"] += steps * (y + x)
             continue
         # Ops whose input does not depend on any parameter have no backward pass.
         back = lay.input_grad

@@ -3,7 +3,9 @@
 :func:`trace_layers` traces one step of the model as a rule runs it (Local's heads included)
 and describes each op it calls (:class:`Layer`); :func:`firing_rates` measures the share of
 non-zero inputs of every synapse. Both walk the model's module calls
-(:mod:`snnjax.rules.walk`); nothing here knows a model's layout.
+(:mod:`snnjax.rules.walk`); nothing here knows a model's layout. A recurrent layer's synapse
+on its own spikes, ``W_rec·s[t-1]`` (:class:`~snnjax.neurons.Recurrence`, run inside its
+neuron's call), is a synapse of its own here, at ``<layer>/recurrent_kernel``.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import jax.numpy as jnp
 from jax.interpreters import ad
 
 from snnjax import layers as layers_lib
-from snnjax.neurons import Route, SpikingNeuron
+from snnjax.neurons import Recurrence, Route, SpikingNeuron
 from snnjax.rules.base import Rule
 from snnjax.rules.engine import Stage
 from snnjax.rules.walk import apply_stage
@@ -41,11 +43,15 @@ class Layer:
       kernel_shape: the synapse's kernel (``[D, F]`` or ``[kh, kw, C, F]``), else None.
       macs: forward multiply-accumulates of one step for the whole batch (synapses only).
       input_grad: the backward pass propagates a gradient to this op's input (False for the
-        synapse on the raw input and for the first synapse after a Local block cut).
+        synapse on the raw input and for the first synapse after a Local block cut; for a
+        recurrent synapse, at the steps whose gradient flows back in time only).
       spiking_input: the input is derived from spikes (False only on the raw input).
       traced: under a traced rule (OTTT) this synapse keeps a presynaptic trace.
       param_elems: number of parameters of the op (kernel and bias of a synapse).
       itemsize: bytes of one activation element.
+      recurrent: a recurrent synapse, ``W_rec·s[t-1]`` on the layer's own spikes of the
+        previous step: its input gradient is a gradient back in time, which the counts take
+        at the schedule's temporal steps (none where the rule cuts the temporal route).
     """
 
     path: str
@@ -59,6 +65,7 @@ class Layer:
     traced: bool = False
     param_elems: int = 0
     itemsize: int = 4
+    recurrent: bool = False
 
     @property
     def in_elems(self) -> int:
@@ -106,6 +113,28 @@ def _kind(module: nn.Module) -> str | None:
     return None
 
 
+def _recurrent_call(module: SpikingNeuron, kwargs: Mapping, out: jax.Array) -> dict | None:
+    """The call record of the recurrent synapse a neuron runs inside its own call (its
+    ``recurrence`` keyword), or None: input and output are one step's spikes, the kernel a
+    parameter ``recurrent_kernel`` of the layer that owns the neuron."""
+    rec = kwargs.get("recurrence")
+    if not isinstance(rec, Recurrence):
+        return None
+    kernel = rec.kernel
+    return dict(
+        path=(*tuple(module.path)[:-1], "recurrent_kernel"),
+        kind="dense" if kernel.ndim == 2 else "conv",
+        in_shape=tuple(out.shape[1:]),
+        out_shape=tuple(out.shape[1:]),
+        dtype=jnp.dtype(out.dtype),
+        depends=True,  # s[t-1] comes from the parameters, through time
+        # The neuron's own trace of its spikes (one fixed λ): what OTTT takes (neurons.py).
+        traced=module.fixed_decay and module.one_time_constant,
+        kernel_shape=tuple(kernel.shape),
+        recurrent=True,
+    )
+
+
 def _lookup(tree: Mapping, path: tuple[str, ...]) -> Mapping | None:
     for name in path:
         if not isinstance(tree, Mapping) or name not in tree:
@@ -141,6 +170,11 @@ def _record_calls(stage: Stage, params, state, x1):
                     traced=bool(getattr(module, "traced", False)),
                 )
             )
+            if kind == "neuron":
+                rec = _recurrent_call(module, kwargs, out)
+                if rec is not None:
+                    rec["path"] = _global_path(stage, rec["path"])
+                    calls.append(rec)
         return out
 
     def step(p, s, x):
@@ -194,10 +228,14 @@ def trace_layers(model: nn.Module, rule: Rule, x_t: Any) -> tuple[Layer, ...]:
     out = []
     for c in calls:
         kernel_shape, macs, n_params = None, 0, 0
-        if c["kind"] in ("dense", "conv"):
+        if c.get("recurrent"):  # no bias: the layer's feed-forward synapse has it
+            kernel_shape = c["kernel_shape"]
+            n_params = math.prod(kernel_shape)
+        elif c["kind"] in ("dense", "conv"):
             p = _lookup(params, c["path"]) or {}
             kernel_shape = tuple(p["kernel"].shape)
             n_params = sum(math.prod(v.shape) for v in jax.tree.leaves(p))
+        if c["kind"] in ("dense", "conv"):
             if c["kind"] == "dense":
                 macs = dense_macs(math.prod(c["in_shape"][:-1]), *kernel_shape)
             else:
@@ -220,6 +258,7 @@ def trace_layers(model: nn.Module, rule: Rule, x_t: Any) -> tuple[Layer, ...]:
                 traced=traces and c["traced"] and c["kind"] in ("dense", "conv"),
                 param_elems=n_params,
                 itemsize=c["dtype"].itemsize,
+                recurrent=c.get("recurrent", False),
             )
         )
     return tuple(out)
@@ -239,10 +278,16 @@ def firing_rates(model: nn.Module, rule: Rule, params: PyTree, state: PyTree, xs
         rec, x = {}, xs
         for stage in stages:
             def visit(module, call, args, kwargs, stage=stage):
-                if _kind(module) in ("dense", "conv"):
+                kind = _kind(module)
+                if kind in ("dense", "conv"):
                     path = _global_path(stage, tuple(module.path))
                     rec["/".join(path)] = jnp.mean(args[0] != 0)
-                return call(*args, **kwargs)
+                out = call(*args, **kwargs)
+                if kind == "neuron" and isinstance(kwargs.get("recurrence"), Recurrence):
+                    # The recurrent synapse reads these spikes one step later.
+                    path = _global_path(stage, (*tuple(module.path)[:-1], "recurrent_kernel"))
+                    rec["/".join(path)] = jnp.mean(out != 0)
+                return out
 
             (x, _), _ = apply_stage(stage, params, state, x, visit, r=_KEEP, mutable=["neuron"])
         return rec

@@ -59,6 +59,19 @@ def test_results_json_keys(default_run):
     )
 
 
+def test_rsnn_on_the_temporal_order_task_offline(tmp_path):
+    out = tmp_path / "r.json"
+    proc = snnjax("train", "--model", "rsnn", "--hidden", "16", "--dataset", "temporal_order",
+                  "--T", "8", "--epochs", "1", "--batch-size", "256", "--no-progress",
+                  "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(out.read_text())
+    assert (result["config"]["model"], result["config"]["dataset"]) == ("rsnn", "temporal_order")
+    assert result["config"]["hidden"] == [16] and len(result["history"]) == 1
+    proc = snnjax("train", "--dataset", "temporal_order", "--data-dir", str(tmp_path))
+    assert proc.returncode == 2 and "ships with snnjax" in proc.stderr
+
+
 RULE_ARGS = {
     "tbptt": ["--window", "2"],
     "local": ["--block-size", "1"],

@@ -10,7 +10,7 @@ cores and cached), ``temporal_order`` (a synthetic recurrent task, generated off
 from snnjax.data import digits as _digits  # noqa: F401  (registers "digits")
 from snnjax.data import events as _events  # noqa: F401  (registers the event datasets)
 from snnjax.data import images as _images  # noqa: F401  (registers the image datasets)
-from snnjax.data import temporal_order as _temporal_order  # noqa: F401  (registers "temporal_order")
+from snnjax.data import temporal_order as _temporal_order  # noqa: F401  (registers itself)
 from snnjax.data.augment import Augment as Augment
 from snnjax.data.dataset import ArrayDataset as ArrayDataset
 from snnjax.data.dataset import load as load

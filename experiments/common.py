@@ -62,6 +62,8 @@ class Experiment:
         the report adds relative columns against it, per group.
       paper_deltas: the paper's relative numbers against the baseline, by column name.
       notes: what the preset changes from the paper, and what the paper found.
+      memory_T: lengths T at which every run's training step is also compiled (compile
+        only, nothing trained) for a cost table of memory against T; empty for none.
     """
 
     name: str
@@ -74,11 +76,14 @@ class Experiment:
     baseline: Mapping[str, Any] | None = None
     paper_deltas: Mapping[str, str] | None = None
     notes: str = ""
+    memory_T: tuple[int, ...] = ()
 
     def __post_init__(self):
         keys = [r.key for r in self.runs]
         if len(set(keys)) != len(keys):
             raise ValueError(f"{self.name}: two runs share labels: {keys}")
+        if any(not isinstance(T, int) or T < 1 for T in self.memory_T):
+            raise ValueError(f"{self.name}: memory_T must be positive ints, got {self.memory_T}")
 
     def select(self, pattern: str | None) -> "Experiment":
         """Only the runs whose key contains ``pattern`` (case-insensitive)."""

@@ -7,7 +7,9 @@ group (dataset) with our test accuracy beside the paper's (the headline numbers 
 ``docs/rules.md``), the compiled memory and time of one training step, MACs and memory access
 where measured, and changes against the
 baseline (BPTT) where the config names one; the design-space sweep as matrices (window ×
-block size) of accuracy and memory, with heat maps.
+block size) of accuracy and memory, with heat maps; where a config compiles its runs at
+several T (``memory_T``), a cost table of memory against T and a plot of accuracy against
+rule beside memory against T.
 """
 
 from __future__ import annotations
@@ -143,6 +145,34 @@ def _grid_table(payload: dict, runs: list[dict], metric: str) -> list[str]:
     return lines
 
 
+def _label(payload: dict, run: dict) -> str:
+    group = payload["experiment"]["group"]
+    return " ".join(str(v) for k, v in run["labels"].items() if k != group)
+
+
+def _net_mib(sweep: dict) -> list[float]:
+    """Step memory less the input batch at each T of a run's ``memory_vs_T``, MiB."""
+    return [(m["memory_bytes"] - i) / _MIB
+            for m, i in zip(sweep["compiled_memory"], sweep["input_bytes"])]
+
+
+def _memory_vs_T_table(payload: dict, runs: list[dict]) -> list[str]:
+    """Rows: runs; columns: T; cells: step memory less the input batch (MiB); last column:
+    the longest T against the shortest."""
+    runs = [r for r in runs if r.get("memory_vs_T")]
+    if not runs:
+        return []
+    lengths = runs[0]["memory_vs_T"]["T"]
+    head = ["rule", *(f"T={T}" for T in lengths), f"T={lengths[-1]} vs T={lengths[0]}"]
+    lines = ["compiled step memory less the input batch (MiB), against T", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for run in runs:
+        mib = _net_mib(run["memory_vs_T"])
+        lines.append("| " + " | ".join(
+            [_label(payload, run), *(f"{m:.2f}" for m in mib), _pct(mib[-1], mib[0])]) + " |")
+    return lines
+
+
 def section(payload: dict, plot_paths: list[str], rel_to: str) -> str:
     """The Markdown section of one results file."""
     exp = payload["experiment"]
@@ -165,6 +195,9 @@ def section(payload: dict, plot_paths: list[str], rel_to: str) -> str:
             out += _grid_table(payload, runs, "memory") + [""]
         else:
             out += _row_table(payload, runs) + [""]
+        table = _memory_vs_T_table(payload, runs)
+        if table:
+            out += table + [""]
     if exp.get("paper_deltas"):
         deltas = ", ".join(f"{k} {v}" for k, v in exp["paper_deltas"].items())
         out += [f"Paper, best truncated local setting against BPTT (docs/rules.md): {deltas}.",
@@ -248,7 +281,46 @@ def plot(payload: dict, directory: str) -> list[str]:
     path = os.path.join(directory, f"{stem}.png")
     fig.savefig(path, dpi=110)
     plt.close(fig)
-    return [path]
+    paths = [path]
+    if any(r.get("memory_vs_T") for r in payload["runs"]):
+        paths.append(_plot_rules(payload, groups, os.path.join(directory, f"{stem}-rules.png")))
+    return paths
+
+
+def _plot_rules(payload: dict, groups: dict[str, list[dict]], path: str) -> str:
+    """Per group: final test accuracy against rule (bars) and step memory less the input
+    batch against T (one line per rule, log-2 T axis)."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(groups), 2, figsize=(10, 3.4 * len(groups)), squeeze=False)
+    for g, (name, runs) in enumerate(groups.items()):
+        labels = [_label(payload, r) for r in runs]
+        ax = axes[g][0]
+        ax.bar(range(len(runs)), [_acc(r) for r in runs], color="tab:green")
+        ax.set_xticks(range(len(runs)), labels, rotation=20, ha="right", fontsize=7)
+        ax.set_ylabel("final test accuracy (%)")
+        ax.set_ylim(0, 100)
+        ax.set_title(f"{name}: accuracy against rule" if name else "accuracy against rule",
+                     fontsize=9)
+        ax = axes[g][1]
+        for label, run in zip(labels, runs):
+            sweep = run.get("memory_vs_T")
+            if sweep:
+                ax.plot(sweep["T"], _net_mib(sweep), marker="o", ms=3, label=label)
+        ax.set_xscale("log", base=2)
+        lengths = next(r["memory_vs_T"]["T"] for r in runs if r.get("memory_vs_T"))
+        ax.set_xticks(lengths, [str(T) for T in lengths])
+        ax.minorticks_off()
+        ax.set_xlabel("T")
+        ax.set_ylabel("step memory less the input (MiB)")
+        ax.set_title(f"{name}: compiled memory against T" if name else "memory against T",
+                     fontsize=9)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
 
 
 # ---------------------------------------------------------------------------- document

@@ -2,12 +2,14 @@
 
     python -m experiments.run CONFIG [--preset small] [--out DIR] [--only TEXT] [--epochs N]
 
-``CONFIG`` is a module of this package (``ottt``, ``sltt``, ``guo_sweep``, ``guo_alexnet``).
+``CONFIG`` is a module of this package (``ottt``, ``sltt``, ``guo_sweep``, ``guo_alexnet``,
+``recurrent``).
 The results go to ``DIR/CONFIG-PRESET.json`` (rewritten after every run, so an interrupted
 config keeps the runs it finished): the experiment's description and, per run, its labels,
 the paper's number, the full result of :func:`snnjax.experiment.train_and_evaluate` and, for
 runs that ask for it, the cost of one training step (:func:`snnjax.cost.measure`: MACs and
-memory access).
+memory access) and, where the config names lengths ``memory_T``, the compiled memory of
+its training step at each of them (:func:`run_memory_vs_T`).
 """
 
 from __future__ import annotations
@@ -25,9 +27,9 @@ import jax
 
 from experiments.common import PRESETS, Experiment, Run
 
-__all__ = ["CONFIGS", "load", "run_cost", "run_experiment", "main"]
+__all__ = ["CONFIGS", "load", "run_cost", "run_memory_vs_T", "run_experiment", "main"]
 
-CONFIGS = ("ottt", "sltt", "guo_sweep", "guo_alexnet")
+CONFIGS = ("ottt", "sltt", "guo_sweep", "guo_alexnet", "recurrent")
 
 
 def load(name: str, preset: str = "small") -> Experiment:
@@ -63,6 +65,29 @@ def run_cost(cfg) -> dict:
     return {k: v for k, v in out.items() if k != "per_layer"}
 
 
+def run_memory_vs_T(cfg, lengths) -> dict:
+    """Compiled memory of ``cfg``'s training step at each T in ``lengths`` (compile only).
+
+    Returns:
+      ``{"T": [...], "compiled_memory": [the breakdown at each T], "input_bytes": [...]}``,
+      ``input_bytes`` the float32 input batch ``[T, B, ...]`` among the step's arguments
+      (it grows with T whatever the rule).
+    """
+    import math
+
+    from snnjax import data as data_lib
+    from snnjax.experiment import step_memory
+
+    out = {"T": [], "compiled_memory": [], "input_bytes": []}
+    for T in lengths:
+        at = dataclasses.replace(cfg, T=T)
+        sample = data_lib.load(at.dataset, "test", data_dir=at.data_dir, T=T).sample_shape
+        out["T"].append(T)
+        out["compiled_memory"].append(step_memory(at))
+        out["input_bytes"].append(4 * T * at.batch_size * math.prod(sample))
+    return out
+
+
 def _write(path: str, payload: dict) -> None:
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
@@ -74,7 +99,7 @@ def _describe(exp: Experiment) -> dict:
     return {
         "name": exp.name, "title": exp.title, "paper": exp.paper, "preset": exp.preset,
         "group": exp.group, "grid": exp.grid, "baseline": exp.baseline,
-        "paper_deltas": exp.paper_deltas, "notes": exp.notes,
+        "paper_deltas": exp.paper_deltas, "notes": exp.notes, "memory_T": list(exp.memory_T),
     }
 
 
@@ -120,6 +145,8 @@ def run_experiment(
         entry = _entry(run, result)
         if run.cost:
             entry["cost"] = run_cost(run.config)
+        if exp.memory_T:
+            entry["memory_vs_T"] = run_memory_vs_T(run.config, exp.memory_T)
         entry["wall_time_s"] = time.perf_counter() - t0
         done = [j for j, e in enumerate(payload["runs"]) if e["key"] == run.key]
         if done:

@@ -27,7 +27,10 @@ from experiments import run as run_lib  # noqa: E402
 from snnjax import data  # noqa: E402
 from snnjax.experiment import TrainConfig, make_model, make_rule  # noqa: E402
 
-PAPER_DATASETS = {"cifar10", "cifar100", "cifar10_dvs", "dvs_gesture"}
+PAPER_DATASETS = {"cifar10", "cifar100", "cifar10_dvs", "dvs_gesture", "temporal_order"}
+OFFLINE_DATASETS = {"digits_std", "digits_dvs", "temporal_order"}
+# Rank of one sample (without T and B) of each dataset the configs use.
+SAMPLE_NDIM = {"temporal_order": 1}
 
 
 @pytest.mark.parametrize("name", run_lib.CONFIGS)
@@ -45,14 +48,14 @@ def test_every_run_builds(name, preset):
     for run in exp.runs:
         cfg = run.config
         cfg.validate()
-        datasets = {"digits_std", "digits_dvs"} if preset != "paper" else PAPER_DATASETS
+        datasets = OFFLINE_DATASETS if preset != "paper" else PAPER_DATASETS
         assert cfg.dataset in datasets
         if exp.group:
             assert exp.group in run.labels
         rule = make_rule(cfg)
         rule.plan(cfg.T)  # window <= T, K <= T
         model = make_model(cfg, 10)
-        assert model.input_ndim == 3
+        assert model.input_ndim in (None, SAMPLE_NDIM.get(cfg.dataset, 3))
         if exp.grid:
             assert set(exp.grid) <= set(run.labels)
     if exp.baseline:  # every group has its baseline cell
@@ -63,6 +66,43 @@ def test_every_run_builds(name, preset):
                 and all(str(run.labels[k]) == str(v) for k, v in exp.baseline.items())
                 for run in exp.runs
             ), f"{name}/{preset}: group {g} has no baseline"
+
+
+def test_recurrent_preset_compares_rules_on_lif_and_alif():
+    exp = run_lib.load("recurrent", "small")
+    cells = {r.key: r.config for r in exp.runs}
+    assert set(cells) == {"LIF/BPTT", "LIF/TBPTT (k=8)", "LIF/SLTT", "LIF/OTTT_A",
+                          "ALIF/BPTT", "ALIF/TBPTT (k=8)", "ALIF/SLTT"}  # OTTT refuses ALIF
+    assert {c.model for k, c in cells.items() if k.startswith("LIF")} == {"rsnn"}
+    assert {c.model for k, c in cells.items() if k.startswith("ALIF")} == {"rsnn_alif"}
+    assert all(c.dataset == "temporal_order" and c.T == 24 for c in cells.values())
+    assert cells["LIF/TBPTT (k=8)"].window == 8
+    assert exp.memory_T == (8, 16, 32, 64) and exp.baseline == {"rule": "BPTT"}
+    with pytest.raises(ValueError, match="memory_T"):
+        common.Experiment("x", "x", "x", "small", exp.runs[:1], memory_T=(0,))
+
+
+def test_report_tables_memory_against_T(tmp_path):
+    exp = run_lib.load("recurrent", "smoke")
+    runs = []
+    for i, run in enumerate(exp.runs):
+        mib = [2**20 * (1 + i) * T for T in (8, 16)]  # run i: (1 + i)·T MiB, input 1 MiB
+        runs.append({
+            "key": run.key, "labels": dict(run.labels), "paper": None,
+            "config": dataclasses.asdict(run.config),
+            "result": {"final_test_accuracy": 0.5 + i / 10, "compiled_memory_bytes": 2**20,
+                       "step_time_s": 0.01, "history": [{"epoch": 1, "test_accuracy": 0.5}]},
+            "memory_vs_T": {"T": [8, 16], "input_bytes": [2**20, 2**20],
+                            "compiled_memory": [{"memory_bytes": m} for m in mib]},
+        })
+    payload = {"experiment": run_lib._describe(exp), "runs": runs, "command": "x"}
+    os.makedirs(tmp_path / "r")
+    (tmp_path / "r" / "recurrent-smoke.json").write_text(json.dumps(payload))
+    text = report.build(str(tmp_path / "r"), str(tmp_path / "R.md"))
+    assert "| rule | T=8 | T=16 | T=16 vs T=8 |" in text
+    # Run 1 (SLTT): 16 and 32 MiB, less the 1 MiB input: 15 and 31, +106.7 %.
+    assert "| SLTT | 15.00 | 31.00 | +106.7 % |" in text
+    assert (tmp_path / "r" / "plots" / "recurrent-smoke-rules.png").stat().st_size > 1000
 
 
 def test_paper_hyperparameters():

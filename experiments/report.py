@@ -339,11 +339,14 @@ The `small` presets run the papers' networks at reduced width on offline stand-i
 scikit-learn's 8×8 digits (`experiments/datasets.py`): `digits_std` (frames, for CIFAR) and
 `digits_dvs` (ON/OFF event frames of a saccading digit, for CIFAR10-DVS). Their accuracies are
 not comparable with the papers' numbers, which are shown for orientation; what they show is
-the comparison between rules at small scale. Step times were measured on a shared 2-core CPU
-while other jobs ran, so they are noisy; memory, MACs and memory access are deterministic,
-and `tests/test_results.py` recompiles every run's training step (compile only) and fails
-when a committed step-memory figure no longer matches the code. BPTT and TBPTT run as
-`bptt()` and `tbptt(k)` do by default, their pieces of time chosen from the model
+the comparison between rules at small scale. The `recurrent` config trains a recurrent net on
+`temporal_order`, a task snnjax generates (which of two spike cues far apart in time came
+first; `docs/data.md`), and compiles each run's step at several T for a table of memory
+against T (compile only; the input batch left out). Step times were measured on a shared
+2-core CPU while other jobs ran, so they are noisy; memory, MACs and memory access are
+deterministic, and `tests/test_results.py` recompiles every run's training step (compile
+only) and fails when a committed step-memory figure no longer matches the code. BPTT and
+TBPTT run as `bptt()` and `tbptt(k)` do by default, their pieces of time chosen from the model
 (`docs/schedules.md`): one step per piece for these conv nets.
 """
 

@@ -220,6 +220,13 @@ def _run_and_report(exp, tmp_path):
         res = entry["result"]
         assert entry["key"] == run.key and 0.0 <= res["final_test_accuracy"] <= 1.0
         assert res["compiled_memory_bytes"] > 0 and len(res["history"]) == run.config.epochs
+        if exp.memory_T:  # the step compiled at each T, the T of the run among them
+            sweep = entry["memory_vs_T"]
+            assert sweep["T"] == list(exp.memory_T)
+            # (step_memory compiles for one device; the suite trains on 4 virtual ones)
+            if run.config.T in exp.memory_T and res["devices"] == 1:
+                at = sweep["compiled_memory"][exp.memory_T.index(run.config.T)]
+                assert at == res["compiled_memory"]
     md = tmp_path / "RESULTS.md"
     text = report.build(str(out), str(md))
     assert exp.title in text and "| " in text
@@ -288,9 +295,15 @@ def test_cli_only_reruns_cells_and_merges(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["ottt", "sltt", "guo_sweep"])
+@pytest.mark.parametrize("name", ["ottt", "sltt", "guo_sweep", "recurrent"])
 def test_smoke_end_to_end(name, tmp_path):
-    _run_and_report(run_lib.load(name, "smoke"), tmp_path)
+    payload, _ = _run_and_report(run_lib.load(name, "smoke"), tmp_path)
+    if name == "recurrent":  # the cost table: SLTT's memory flat in T, BPTT's growing
+        net = {e["key"]: [m["memory_bytes"] - i for m, i in zip(
+            e["memory_vs_T"]["compiled_memory"], e["memory_vs_T"]["input_bytes"])]
+            for e in payload["runs"]}
+        assert net["LIF/SLTT"][0] == net["LIF/SLTT"][1]
+        assert net["LIF/BPTT"][1] > net["LIF/BPTT"][0]
 
 
 @pytest.mark.slow

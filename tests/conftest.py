@@ -1,6 +1,8 @@
 """Test configuration: CPU only, 4 virtual host devices for data-parallel tests."""
 
 import os
+import shutil
+import tempfile
 
 from xla_flags import COMPILE_FAST
 
@@ -18,8 +20,26 @@ if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", "")
 if COMPILE_FAST not in os.environ["XLA_FLAGS"]:
     os.environ["XLA_FLAGS"] += " " + COMPILE_FAST
 
+# Many tests compile the same program (every CLI subprocess the default step, the memory
+# tests the steps other tests run): one persistent compilation cache for the whole run,
+# shared by the xdist workers (they inherit this environment from the controller) and their
+# subprocesses, removed at the end. A size limit turns on jax's file lock, so that two
+# workers never read an entry half written.
+_CACHE_ENV = "JAX_COMPILATION_CACHE_DIR"
+_OWN_CACHE = _CACHE_ENV not in os.environ
+if _OWN_CACHE:
+    os.environ[_CACHE_ENV] = tempfile.mkdtemp(prefix="snnjax-tests-xla-cache-")
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
+    os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(8 << 30))
+
 import jax  # noqa: E402
 import pytest  # noqa: E402
+
+
+def pytest_unconfigure(config):
+    # The controller (or a run without workers) made the cache; workers leave it.
+    if _OWN_CACHE and not hasattr(config, "workerinput"):
+        shutil.rmtree(os.environ[_CACHE_ENV], ignore_errors=True)
 
 
 @pytest.fixture

@@ -116,7 +116,7 @@ def test_chunks_on_a_conv_net_with_batchnorm_and_dropout(cnn_bn, chunk, make):
     assert float(loss_c) == pytest.approx(float(loss1), rel=1e-12)
     if make is rules.sltt:  # and chunk 1 is the Python loop over the model with the cut
         model_rng = {"dropout": key}
-        want = jax.grad(lambda p: _loop(model, p, state, xs, ys, model_rng))(params)
+        want = jax.jit(jax.grad(lambda p: _loop(model, p, state, xs, ys, model_rng)))(params)
         close(g1, want)
 
 

@@ -1,5 +1,7 @@
 """SPEC §4's memory identities, from XLA's (deterministic) compiled memory analysis."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -17,11 +19,16 @@ LOSS = per_step()
 
 def compiled(net, rule, T, batch, shape, figure="memory_bytes", optimizer=None):
     """One figure of the compiled training step's memory (compile only)."""
+    return _compiled_memory(net, rule, T, batch, tuple(shape), optimizer)[figure]
+
+
+@functools.cache  # several tests ask for the same step (modules and rules hash by value)
+def _compiled_memory(net, rule, T, batch, shape, optimizer):
     xs = jax.ShapeDtypeStruct((T, batch, *shape), jnp.float32)
     ys = jax.ShapeDtypeStruct((batch,), jnp.int32)
     trainer = Trainer(net, rule, optimizer or optax.sgd(0.1, momentum=0.9))
     ts = jax.eval_shape(lambda: trainer.init(jax.random.key(0), jnp.zeros(xs.shape)))
-    return compiled_memory(trainer.lower(ts, xs, ys))[figure]
+    return compiled_memory(trainer.lower(ts, xs, ys))
 
 
 def neuron_states(net, batch, shape):

@@ -33,7 +33,7 @@ FULL = Sizes()
 # XLA:CPU compiles without its expensive passes (TINY_XLA_FLAGS): compiling dominates there.
 TINY = Sizes(dense_N=(64,), dense_T=8, dense_B=4, conv_T=2, conv_B=4, image=8,
              plan_models=("vgg11_sws",), plan_B=4, plan_probes=(2, 4), plan_max_T=16,
-             conv_only=(("resnet18", ("BPTT", "SLTT", "SLTT-K(1)")),), tiny=True)
+             conv_only=(("resnet18", ("SLTT",)),), tiny=True)
 
 TINY_XLA_FLAGS = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
 TINY_VGG_CFG = (4, "A", 4)

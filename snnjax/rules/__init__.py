@@ -5,6 +5,8 @@ from snnjax.rules.base import Rule as Rule
 from snnjax.rules.base import Temporal as Temporal
 from snnjax.rules.bptt import bptt as bptt
 from snnjax.rules.engine import Plan as Plan
+from snnjax.rules.eprop import EProp as EProp
+from snnjax.rules.eprop import eprop as eprop
 from snnjax.rules.local import Local as Local
 from snnjax.rules.local import local as local
 from snnjax.rules.online import Online as Online

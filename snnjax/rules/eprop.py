@@ -209,11 +209,12 @@ def _advance(own_step, layer: Layer, h, current, x, s_prev, elig):
     def synapses(eps, inputs):
         if layer.decay is not None:
             # ε_i[t] = λ·ε_i[t-1] + x_i[t]; e_ji = (∂s_j/∂I_j)·ε_i, kept as its two factors.
-            eps = layer.decay * eps + inputs
+            eps = (layer.decay * eps + inputs).astype(eps.dtype)
             return eps, (eps, psi)
         # One JVP per input i (vmapped): state tangents ε_{·i}, current tangent x_i.
-        along = jax.vmap(lambda e, xi: jvp(e, jnp.broadcast_to(xi[:, None], current.shape)),
-                         in_axes=(1, 1), out_axes=1)
+        along = jax.vmap(
+            lambda e, xi: jvp(e, jnp.broadcast_to(xi[:, None], current.shape).astype(
+                current.dtype)), in_axes=(1, 1), out_axes=1)
         eps_new, e = along(eps, inputs)
         return eps_new, e
 
@@ -350,7 +351,11 @@ class EProp(Rule):
         rngs = {"dropout": key} if key is not None else {}
         flat_params = flax.traverse_util.flatten_dict(params)
 
-        def one_step(carry, x_t):
+        def one_step(carry_i, _):
+            carry, i = carry_i
+            # The step sliced out of the closed-over xs (as the engine's scan): scanning xs
+            # itself made XLA copy it into the loop.
+            x_t = jax.lax.dynamic_index_in_dim(xs, i, keepdims=False)
             states, elig, g_sum, l_sum, logits_sum = carry
             probes = {p: jnp.zeros_like(states[p][1]) for p in layers}
 
@@ -377,12 +382,13 @@ class EProp(Rule):
                             flat_params[where].dtype)
             g = flax.traverse_util.unflatten_dict(flat)
             g_sum = jax.tree.map(jnp.add, g_sum, g)
-            return (states, elig, g_sum, l_sum + value, logits_sum + logits), None
+            return ((states, elig, g_sum, l_sum + value, logits_sum + logits), i + 1), None
 
         g0 = jax.tree.map(jnp.zeros_like, params)
         carry0 = (states0, elig0, g0, jnp.zeros((), logits_shape.dtype),
                   jnp.zeros(logits_shape.shape[1:], logits_shape.dtype))
-        (_, _, grads, value, logits), _ = jax.lax.scan(one_step, carry0, xs)
+        ((_, _, grads, value, logits), _), _ = jax.lax.scan(
+            one_step, (carry0, jnp.int32(0)), None, length=T)
         return value, Aux(logits, state, None), grads, params, opt_state
 
 

@@ -19,12 +19,13 @@ from snnjax.rules.sltt import sltt as sltt
 from snnjax.rules.sltt import sltt_k as sltt_k
 from snnjax.rules.tbptt import tbptt as tbptt
 
-NAMES = ("bptt", "tbptt", "local", "tbptt-local", "sltt", "sltt-k", "ottt-a", "ottt-o")
+NAMES = ("bptt", "tbptt", "local", "tbptt-local", "sltt", "sltt-k", "ottt-a", "ottt-o",
+         "eprop")
 
 
 def by_name(
     name: str, *, window: int = 2, block_size: int = 1, K: int = 1, online: bool = False,
-    chunk: int | None = None, remat: bool = False,
+    chunk: int | None = None, remat: bool = False, feedback: str = "symmetric",
 ) -> Rule:
     """Build a rule from its CLI name and the rules' parameters.
 
@@ -32,6 +33,7 @@ def by_name(
     TBPTT(window), both with ``block_size``; ``sltt-k`` uses ``K``; ``chunk`` is the schedule
     of ``bptt``, ``sltt``, ``sltt-k`` and ``ottt-a``, ``remat`` that of ``bptt``, ``tbptt``
     and the local rules' inner rule (docs/schedules.md); the other rules refuse ``remat``.
+    ``eprop`` uses ``feedback`` (``"symmetric"`` or ``"random"``) and refuses ``chunk``.
     """
     key = name.replace("_", "-").lower()
     if key == "bptt":
@@ -56,4 +58,8 @@ def by_name(
         return ottt(online=False, chunk=chunk)
     if key == "ottt-o":
         return ottt(online=True)
+    if key == "eprop":
+        if chunk is not None:
+            raise ValueError(f"rule {name} takes no chunk: it runs one step at a time")
+        return eprop(feedback=feedback)
     raise ValueError(f"unknown rule {name!r}; choose one of {', '.join(NAMES)}")

@@ -321,3 +321,42 @@ def test_compiled_memory_is_flat_in_T(neuron):
                                                              loss=LOSS))
         temps.append(step.lower(params, xs, ys).compile().memory_analysis().temp_size_in_bytes)
     assert temps[0] == temps[1], temps
+
+
+@pytest.mark.parametrize("feedback", ["symmetric", "random"])
+def test_conformance_jits_once_and_moves_every_parameter(feedback):
+    """The conformance suite's checks (its CNN has BatchNorm, which e-prop refuses): on a
+    recurrent ALIF net with dropout, the step compiles once, stays finite and moves every
+    parameter; the rule state rides along unchanged."""
+    model = models.SpikingSequential(
+        (models.DenseUnit(H1, neuron=lif(), first=True, dropout=0.2),
+         RecurrentDense(H2, neuron=neurons.ALIF(lif(), ADAPT))), C)
+    xs = jax.random.uniform(jax.random.key(0), (T, B, D), jnp.float32, 0.0, 2.0)
+    ys = jnp.asarray([0, 2, 1], jnp.int32)
+    trainer = sj.Trainer(model, rules.eprop(feedback=feedback), optax.adam(1e-2))
+    ts = trainer.init(jax.random.key(1), xs)
+    params0 = jax.tree.map(np.asarray, ts.params)
+    chex.clear_trace_counter()
+    def train_step(ts, xs, ys):
+        return trainer.train_step(ts, xs, ys)
+
+    step = jax.jit(chex.assert_max_traces(train_step, n=1))
+    for _ in range(3):
+        ts, metrics = step(ts, xs, ys)
+    chex.assert_tree_all_finite((ts.params, metrics["loss"]))
+    chex.assert_trees_all_equal_shapes_and_dtypes(ts.params, params0)
+    moved = jax.tree.map(lambda a, b: not np.allclose(a, b), ts.params, params0)
+    assert all(jax.tree.leaves(moved)), moved
+
+
+def test_bfloat16():
+    model = build(neurons.ALIF(lif(), ADAPT))
+    xs = jax.random.uniform(jax.random.key(0), (T, B, D), minval=0, maxval=2).astype(
+        jnp.bfloat16)
+    ys = jnp.asarray([1, 0, 2])
+    params, state = rules.eprop().init(model, jax.random.key(1), xs[0])
+    params = jax.tree.map(lambda p: p.astype(jnp.bfloat16), params)
+    _, _, grads = jax.jit(
+        lambda p: rules.eprop().value_and_grad(model, p, state, xs, ys, loss=LOSS))(params)
+    chex.assert_trees_all_equal_shapes_and_dtypes(grads, params)
+    chex.assert_tree_all_finite(grads)

@@ -38,6 +38,7 @@ RULE_PARAMS: dict[str, frozenset[str]] = {
     "ottt-a": frozenset({"chunk"}),
     "ottt-o": frozenset(),
     "eprop": frozenset({"feedback"}),
+    "ostl": frozenset(),
 }
 _ALL_RULE_PARAMS = frozenset().union(*RULE_PARAMS.values())
 _FLAG = {"window": "--window", "block_size": "--block-size", "K": "--K", "online": "--online",

@@ -10,6 +10,8 @@ from snnjax.rules.eprop import eprop as eprop
 from snnjax.rules.local import Local as Local
 from snnjax.rules.local import local as local
 from snnjax.rules.online import Online as Online
+from snnjax.rules.ostl import OSTL as OSTL
+from snnjax.rules.ostl import ostl as ostl
 from snnjax.rules.online import online as online
 from snnjax.rules.ottt import ottt as ottt
 from snnjax.rules.ottt import ottt_a as ottt_a
@@ -20,7 +22,7 @@ from snnjax.rules.sltt import sltt_k as sltt_k
 from snnjax.rules.tbptt import tbptt as tbptt
 
 NAMES = ("bptt", "tbptt", "local", "tbptt-local", "sltt", "sltt-k", "ottt-a", "ottt-o",
-         "eprop")
+         "eprop", "ostl")
 
 
 def by_name(
@@ -62,4 +64,8 @@ def by_name(
         if chunk is not None:
             raise ValueError(f"rule {name} takes no chunk: it runs one step at a time")
         return eprop(feedback=feedback)
+    if key == "ostl":
+        if chunk is not None:
+            raise ValueError(f"rule {name} takes no chunk: it runs one step at a time")
+        return ostl()
     raise ValueError(f"unknown rule {name!r}; choose one of {', '.join(NAMES)}")

@@ -45,7 +45,7 @@ from snnjax.rules.engine import Aux, Plan, Stage, _chunk_loss
 from snnjax.rules.model_checks import check_batch
 from snnjax.rules.walk import calls
 
-__all__ = ["EProp", "eprop", "FEEDBACK"]
+__all__ = ["EProp", "eprop", "FEEDBACK", "Layer", "LayerTangent", "survey"]
 
 PyTree = Any
 FEEDBACK = ("symmetric", "random")
@@ -111,8 +111,9 @@ class _Step:
     added to each layer's spikes, whose gradients are the learning signals.
     """
 
-    def __init__(self, states=None, elig=None, probes=None):
+    def __init__(self, states=None, elig=None, probes=None, advance=None):
         self.states, self.elig, self.probes = states, elig, probes
+        self.advance = advance
         self.layers: dict[Path, Layer] = {}
         self.new_states, self.new_elig, self.tangents = {}, {}, {}
         self._last = None  # the last Dense call: (module, input, output)
@@ -172,8 +173,9 @@ class _Step:
         s, h_new = own_step(h, current)
         self.new_states[path] = (sg(h_new), sg(s))
         if self.elig is not None:
-            self.new_elig[path], self.tangents[path] = _advance(
-                own_step, layer, h, sg(current), sg(x[0]), s_prev, self.elig[path])
+            rec_const = None if rec is None else rec._replace(kernel=sg(rec.kernel))
+            self.new_elig[path], self.tangents[path] = self.advance(
+                own_step, layer, h, sg(i_ff), sg(x[0]), s_prev, self.elig[path], rec_const)
         if self.probes is not None:
             s = s + self.probes[path]
         return s[None]
@@ -197,9 +199,11 @@ def _zero_elig(layer: Layer, h, x_width: int, width: int):
     return elig
 
 
-def _advance(own_step, layer: Layer, h, current, x, s_prev, elig):
+def _advance(own_step, layer: Layer, h, i_ff, x, s_prev, elig, rec):
     """The eligibility vectors after this step and the spikes' tangents (the eligibility
-    traces ``e``) for each parameter of the layer: ``jax.jvp`` of the neuron's own step."""
+    traces ``e``) for each parameter of the layer: ``jax.jvp`` of the neuron's own step at
+    the current ``i_ff`` (+ the recurrent product of the constant ``s_prev``)."""
+    current = i_ff if rec is None else i_ff + rec.op(s_prev, rec.kernel)
     zeros_h = jax.tree.map(jnp.zeros_like, h)
 
     def jvp(h_dot, i_dot):
@@ -228,8 +232,17 @@ def _advance(own_step, layer: Layer, h, current, x, s_prev, elig):
     return new, tangents
 
 
+class LayerTangent(NamedTuple):
+    """The spikes' tangents of a whole layer for each parameter ``[B, *param, N]`` (every
+    neuron of the layer, not only the one the parameter feeds: OSTL's exact RTRL)."""
+
+    s_dot: jax.Array
+
+
 def _weight_grad(tangent, signal):
     """``Σ_b L_j·e_ji`` of one step: ``[N_in, N]`` (or ``[N]`` for a bias)."""
+    if isinstance(tangent, LayerTangent):
+        return jnp.einsum("b...k,bk->...", tangent.s_dot, signal)
     if isinstance(tangent, tuple):  # per-input factors (ε_i, ∂s_j/∂I_j)
         eps, psi = tangent
         return jnp.einsum("bi,bj->ij", eps, signal * psi)
@@ -328,6 +341,13 @@ class EProp(Rule):
     def stages(self, model):
         return (Stage(model),)
 
+    # The eligibility a layer carries and how a step advances it (OSTL overrides both).
+    def _zero_elig(self, layer: Layer, h, x_width: int, width: int):
+        return _zero_elig(layer, h, x_width, width)
+
+    def _advance(self, own_step, layer: Layer, h, i_ff, x, s_prev, elig, rec):
+        return _advance(own_step, layer, h, i_ff, x, s_prev, elig, rec)
+
     def loop(self, stages, params, state, xs, ys, *, loss: Loss, key, plan, optimizer=None,
              opt_state=None):
         """e-prop's own loop: one ``lax.scan`` over the T steps (see the module docstring);
@@ -342,8 +362,8 @@ class EProp(Rule):
         zeros = lambda s: jnp.zeros(s.shape, s.dtype)  # noqa: E731
         states0 = {p: jax.tree.map(zeros, st[p]) for p in layers}
         widths = _input_widths(params, layers)
-        elig0 = {p: _zero_elig(layers[p], states0[p][0], widths[p], states0[p][1].shape[-1])
-                 for p in layers}
+        elig0 = {p: self._zero_elig(layers[p], states0[p][0], widths[p],
+                                    states0[p][1].shape[-1]) for p in layers}
         feedback = None
         if self.feedback == "random":
             fb = state[RULE_STATE]["feedback"]
@@ -360,7 +380,7 @@ class EProp(Rule):
             probes = {p: jnp.zeros_like(states[p][1]) for p in layers}
 
             def f(p, probes, probe_y):
-                v = _Step(states, elig, probes)
+                v = _Step(states, elig, probes, self._advance)
                 with calls(v):
                     logits = module.apply({"params": p, **model_state}, x_t[None], train=True,
                                           rngs=rngs)

@@ -186,7 +186,8 @@ def test_eprop_equals_the_hand_written_loop(kind, feedback):
         fb = state[RULE_STATE]["feedback"]
         B_fb = {n: next(iter(fb[n].values())) for n in ("units_0", "units_1")}
     _, g = grads_of(rule, model, params, state, xs, ys)
-    want = hand_eprop(params, xs, ys, make() if adapt is None else make().neuron, adapt, B_fb)
+    p = make() if adapt is None else make().neuron
+    want = jax.jit(hand_eprop, static_argnums=(3, 4))(params, xs, ys, p, adapt, B_fb)
     close(g, want)
     # Not the gradient of another rule: BPTT's differs on these two-layer recurrent nets.
     _, bptt = grads_of(rules.bptt(), model, params, state, xs, ys)

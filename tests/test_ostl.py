@@ -79,7 +79,7 @@ def hand_loss(params, xs, ys, p, adapt=None, frozen=()):
     return total / T
 
 
-@pytest.mark.parametrize("kind", sorted(NEURONS))
+@pytest.mark.parametrize("kind", ["lif_attached_reset", "alif"])
 def test_two_layers_are_exact_within_each_layer(kind):
     neuron = NEURONS[kind]()
     model = build(neuron, recurrent=(True, True))
@@ -87,13 +87,15 @@ def test_two_layers_are_exact_within_each_layer(kind):
     _, g = grads_of(rules.ostl(), model, params, state, xs, ys)
     p = neuron.neuron if isinstance(neuron, neurons.ALIF) else neuron
     adapt = ADAPT if isinstance(neuron, neurons.ALIF) else None
-    first = jax.grad(lambda q: hand_loss(q, xs, ys, p, adapt, frozen=("units_1",)))(params)
-    second = jax.grad(lambda q: hand_loss(q, xs, ys, p, adapt, frozen=("units_0",)))(params)
+    first = jax.jit(jax.grad(
+        lambda q: hand_loss(q, xs, ys, p, adapt, frozen=("units_1",))))(params)
+    second = jax.jit(jax.grad(
+        lambda q: hand_loss(q, xs, ys, p, adapt, frozen=("units_0",))))(params)
     want = {"units_0": first["units_0"], "units_1": second["units_1"],
             "readout": first["readout"]}
     close(g, want)
     # Not BPTT: the first layer's routes through the second layer's future are dropped.
-    bptt = jax.grad(lambda q: hand_loss(q, xs, ys, p, adapt))(params)
+    bptt = jax.jit(jax.grad(lambda q: hand_loss(q, xs, ys, p, adapt)))(params)
     close(bptt["units_1"], want["units_1"])
     assert not np.allclose(bptt["units_0"]["recurrent_kernel"],
                            g["units_0"]["recurrent_kernel"], rtol=1e-6)

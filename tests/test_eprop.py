@@ -276,6 +276,11 @@ def test_rules_are_values():
     assert rules.eprop().memory == "O(1)"
     with pytest.raises(ValueError, match="feedback"):
         rules.eprop(feedback="sideways")
+    # Its own loop: no wrapper may run it as the engine's.
+    with pytest.raises(ValueError, match="runs its own loop"):
+        rules.online(rules.eprop())
+    with pytest.raises(ValueError, match="temporal rule"):
+        rules.local(rules.eprop(), block_size=1)
 
 
 @pytest.mark.parametrize("model, where", [

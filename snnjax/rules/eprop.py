@@ -36,7 +36,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from snnjax.layers import Conv, Dense
+from snnjax.layers import BatchNorm, Conv, Dense
 from snnjax.losses import Loss
 from snnjax.neurons import LIF, SpikingNeuron
 from snnjax.recurrent import RecurrentDense
@@ -90,7 +90,7 @@ def _refuse(module: nn.Module) -> None:
             f"e-prop cannot train {_layer_name(module)}: its eligibility traces are "
             "implemented for dense synapses only (Dense units, RecurrentDense); use a dense "
             "model or another rule (docs/rules.md)")
-    if isinstance(module, nn.BatchNorm) or type(module).__name__ == "BatchNorm":
+    if isinstance(module, (nn.BatchNorm, BatchNorm)):
         raise ValueError(
             f"e-prop cannot train through {_layer_name(module)}: BatchNorm couples the "
             "samples of a step, and e-prop's eligibility follows each neuron alone; build "

@@ -251,22 +251,22 @@ def _weight_grad(tangent, signal):
     return jnp.einsum("bij,bj->ij", tangent, signal)
 
 
-def survey(module: nn.Module, params, state, x) -> tuple[dict[Path, Layer], Any]:
+def survey(module: nn.Module, params, state, x) -> tuple[dict[Path, Layer], Any, Any]:
     """The hidden layers e-prop trains in ``module`` for a chunk ``x [1, B, ...]`` (checked
-    in one abstract pass; refuses what it cannot serve, naming the layer), and the shapes of
-    each one's ``(state, spikes)``, and the logits."""
-    def probe(x):
-        v = _Step()
-        with calls(v):
-            logits = module.apply({"params": params, **state}, x, train=False)
-        return v.new_states, logits, v.layers
+    in one abstract pass; refuses what it cannot serve, naming the layer).
 
+    Returns:
+      ``(layers, shapes, logits)``: each layer by its neuron's path, the shapes of each
+      one's ``(state, spikes [B, N])``, and the shape of the logits ``[1, B, classes]``.
+    """
     found = {}
 
     def shapes(x):
-        new_states, logits, layers = probe(x)
-        found.update(layers)
-        return new_states, logits
+        v = _Step()
+        with calls(v):
+            logits = module.apply({"params": params, **state}, x, train=False)
+        found.update(v.layers)
+        return v.new_states, logits
 
     st, logits = jax.eval_shape(shapes, x)
     return found, st, logits

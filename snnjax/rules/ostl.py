@@ -62,42 +62,33 @@ class OSTL(EProp):
         if layer.recurrent is None:
             return super()._advance(own_step, layer, h, i_ff, x, s_prev, elig, rec)
         R, op = rec.kernel, rec.op
-        N = i_ff.shape[-1]
-        eye = jnp.eye(N, dtype=i_ff.dtype)
+        eye = jnp.eye(i_ff.shape[-1], dtype=i_ff.dtype)
 
-        def layer_step(h, s_prev, i_ff, R):
-            s, h_new = own_step(h, i_ff + op(s_prev, R))
-            return s, h_new
+        def layer_step(h, s_prev, i_ff):
+            return own_step(h, i_ff + op(s_prev, R))
 
-        def jvp(m, i_dot, R_dot):
+        def jvp(m, i_dot):
             h_dot, s_dot = m
-            _, (s_new, h_new) = jax.jvp(layer_step, (h, s_prev, i_ff, R),
-                                        (h_dot, s_dot, i_dot, R_dot))
+            _, (s_new, h_new) = jax.jvp(layer_step, (h, s_prev, i_ff), (h_dot, s_dot, i_dot))
             return (h_new, s_new), s_new
 
-        zero_R, zero_i = jnp.zeros_like(R), jnp.zeros_like(i_ff)
-        # One direction per parameter element, vmapped: the kernel's (i, j) adds x_i to
-        # neuron j's current, the bias's j adds 1, the recurrent kernel's (k, j) moves R_kj.
+        # One direction per parameter element, vmapped: a kernel's (i, j) adds its input x_i
+        # to neuron j's current (the recurrent kernel's input is s[t-1]), the bias's j adds 1.
         over_j = lambda f: jax.vmap(f, in_axes=(1, 0), out_axes=1)  # noqa: E731
 
-        def kernel_dir(m, xi):
-            return over_j(lambda m_j, e_j: jvp(m_j, xi[:, None] * e_j, zero_R))(m, eye)
+        def synapses(m, inputs):
+            def along_i(m_i, x_i):
+                return over_j(lambda m_ij, e_j: jvp(m_ij, x_i[:, None] * e_j))(m_i, eye)
+
+            m_new, s_dot = jax.vmap(along_i, in_axes=(1, 1), out_axes=1)(m, inputs)
+            return m_new, LayerTangent(s_dot)
 
         new, tangents = {}, {}
-        new["kernel"], s_dot = jax.vmap(kernel_dir, in_axes=(1, 1), out_axes=1)(
-            elig["kernel"], x)
-        tangents["kernel"] = LayerTangent(s_dot)
-
-        def recurrent_dir(m, e_k):
-            return over_j(lambda m_j, e_j: jvp(m_j, zero_i, jnp.outer(e_k, e_j)))(m, eye)
-
-        new["recurrent"], s_dot = jax.vmap(recurrent_dir, in_axes=(1, 0), out_axes=1)(
-            elig["recurrent"], eye)
-        tangents["recurrent"] = LayerTangent(s_dot)
+        new["kernel"], tangents["kernel"] = synapses(elig["kernel"], x)
+        new["recurrent"], tangents["recurrent"] = synapses(elig["recurrent"], s_prev)
         if "bias" in elig:
             new["bias"], s_dot = over_j(
-                lambda m_j, e_j: jvp(m_j, jnp.broadcast_to(e_j, i_ff.shape), zero_R))(
-                elig["bias"], eye)
+                lambda m_j, e_j: jvp(m_j, jnp.broadcast_to(e_j, i_ff.shape)))(elig["bias"], eye)
             tangents["bias"] = LayerTangent(s_dot)
         return new, tangents
 

@@ -65,7 +65,9 @@ def _positive_int(value, what: str) -> int:
 
 class Rule:
     """The interface shared by every rule. Subclasses are frozen dataclasses defining
-    ``name``, ``memory``, :meth:`plan`, :meth:`stages` and :meth:`updates_per_batch`."""
+    ``name``, ``memory``, :meth:`plan`, :meth:`stages` and :meth:`updates_per_batch`; a rule
+    with its own loop overrides :meth:`loop` (e-prop), one with persistent values of its own
+    :meth:`init_state` (the rule state, ``state[RULE_STATE]``)."""
 
     name: str
     memory: str

@@ -104,6 +104,8 @@ def test_every_rule_trains_within_5_points_of_bptt(rule, bptt_two_layer, tmp_pat
         (["--rule", "sltt-k", "--K", "9", "--T", "4"], "K=9 is larger"),
         (["--rule", "tbptt", "--window", "6", "--T", "4"], "longer than the sequence"),
         (["--rule", "ottt-a", "--model", "cnn", "--pool", "max"], "max pooling"),
+        (["--rule", "eprop", "--model", "cnn"], "e-prop cannot train 'units_0/Conv_0' (Conv)"),
+        (["--rule", "sltt", "--feedback", "random"], "does not use --feedback"),
     ],
 )
 def test_bad_settings_give_a_clear_error(args, message):

@@ -37,10 +37,12 @@ RULE_PARAMS: dict[str, frozenset[str]] = {
     "sltt-k": frozenset({"K", "chunk"}),
     "ottt-a": frozenset({"chunk"}),
     "ottt-o": frozenset(),
+    "eprop": frozenset({"feedback"}),
+    "ostl": frozenset(),
 }
 _ALL_RULE_PARAMS = frozenset().union(*RULE_PARAMS.values())
 _FLAG = {"window": "--window", "block_size": "--block-size", "K": "--K", "online": "--online",
-         "chunk": "--chunk", "remat": "--remat"}
+         "chunk": "--chunk", "remat": "--remat", "feedback": "--feedback"}
 # The model options of `train`, checked against the model factory's signature.
 _MODEL_OPTIONS = {"hidden": "--hidden", "width": "--width", "dropout": "--dropout",
                   "pool": "--pool"}
@@ -158,6 +160,10 @@ def _add_rule_args(p: argparse.ArgumentParser, d) -> None:
                    help="recompute the forward during the backward (docs/schedules.md: the "
                         "same gradient, memory O(√T) of the neuron states instead of O(T) "
                         "residuals, one more forward pass); bptt, tbptt, local, tbptt-local")
+    g.add_argument("--feedback", choices=("symmetric", "random"), default=None,
+                   help="e-prop's learning signal: the output error through the readout's "
+                        "transposed weights (symmetric) or fixed random matrices (random); "
+                        f"eprop (default: {d.feedback})")
 
 
 def _add_data_args(g, d) -> None:

@@ -80,6 +80,9 @@ RULE_ARGS = {
     "sltt-k": ["--K", "2"],
     "ottt-a": [],
     "ottt-o": [],
+    "eprop": [],
+    "eprop-random": ["--feedback", "random"],
+    "ostl": [],
 }
 
 
@@ -95,7 +98,8 @@ def bptt_two_layer(tmp_path_factory):
 def test_every_rule_trains_within_5_points_of_bptt(rule, bptt_two_layer, tmp_path):
     # Two hidden layers, so that Local (block size 1) really has two blocks.
     out = tmp_path / "r.json"
-    proc = snnjax("train", "--rule", rule, *RULE_ARGS[rule], "--hidden", "128,64",
+    proc = snnjax("train", "--rule", rule.removesuffix("-random"), *RULE_ARGS[rule],
+                  "--hidden", "128,64",
                   "--no-progress", "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     acc = json.loads(out.read_text())["final_test_accuracy"]
@@ -113,6 +117,8 @@ def test_every_rule_trains_within_5_points_of_bptt(rule, bptt_two_layer, tmp_pat
         (["--rule", "sltt-k", "--K", "9", "--T", "4"], "K=9 is larger"),
         (["--rule", "tbptt", "--window", "6", "--T", "4"], "longer than the sequence"),
         (["--rule", "ottt-a", "--model", "cnn", "--pool", "max"], "max pooling"),
+        (["--rule", "eprop", "--model", "cnn"], "e-prop cannot train 'units_0/Conv_0' (Conv)"),
+        (["--rule", "sltt", "--feedback", "random"], "does not use --feedback"),
     ],
 )
 def test_bad_settings_give_a_clear_error(args, message):

@@ -5,9 +5,13 @@ from snnjax.rules.base import Rule as Rule
 from snnjax.rules.base import Temporal as Temporal
 from snnjax.rules.bptt import bptt as bptt
 from snnjax.rules.engine import Plan as Plan
+from snnjax.rules.eprop import EProp as EProp
+from snnjax.rules.eprop import eprop as eprop
 from snnjax.rules.local import Local as Local
 from snnjax.rules.local import local as local
 from snnjax.rules.online import Online as Online
+from snnjax.rules.ostl import OSTL as OSTL
+from snnjax.rules.ostl import ostl as ostl
 from snnjax.rules.online import online as online
 from snnjax.rules.ottt import ottt as ottt
 from snnjax.rules.ottt import ottt_a as ottt_a
@@ -17,12 +21,13 @@ from snnjax.rules.sltt import sltt as sltt
 from snnjax.rules.sltt import sltt_k as sltt_k
 from snnjax.rules.tbptt import tbptt as tbptt
 
-NAMES = ("bptt", "tbptt", "local", "tbptt-local", "sltt", "sltt-k", "ottt-a", "ottt-o")
+NAMES = ("bptt", "tbptt", "local", "tbptt-local", "sltt", "sltt-k", "ottt-a", "ottt-o",
+         "eprop", "ostl")
 
 
 def by_name(
     name: str, *, window: int = 2, block_size: int = 1, K: int = 1, online: bool = False,
-    chunk: int | None = None, remat: bool = False,
+    chunk: int | None = None, remat: bool = False, feedback: str = "symmetric",
 ) -> Rule:
     """Build a rule from its CLI name and the rules' parameters.
 
@@ -30,6 +35,7 @@ def by_name(
     TBPTT(window), both with ``block_size``; ``sltt-k`` uses ``K``; ``chunk`` is the schedule
     of ``bptt``, ``sltt``, ``sltt-k`` and ``ottt-a``, ``remat`` that of ``bptt``, ``tbptt``
     and the local rules' inner rule (docs/schedules.md); the other rules refuse ``remat``.
+    ``eprop`` uses ``feedback`` (``"symmetric"`` or ``"random"``) and refuses ``chunk``.
     """
     key = name.replace("_", "-").lower()
     if key == "bptt":
@@ -54,4 +60,12 @@ def by_name(
         return ottt(online=False, chunk=chunk)
     if key == "ottt-o":
         return ottt(online=True)
+    if key == "eprop":
+        if chunk is not None:
+            raise ValueError(f"rule {name} takes no chunk: it runs one step at a time")
+        return eprop(feedback=feedback)
+    if key == "ostl":
+        if chunk is not None:
+            raise ValueError(f"rule {name} takes no chunk: it runs one step at a time")
+        return ostl()
     raise ValueError(f"unknown rule {name!r}; choose one of {', '.join(NAMES)}")

@@ -30,9 +30,14 @@ from snnjax.losses import Loss
 from snnjax.rules.engine import TRANSIENT, Aux, Plan, Stage, resolve_pieces, run
 from snnjax.rules.model_checks import check_batch, check_model
 
-__all__ = ["Rule", "Temporal", "Aux", "TRANSIENT"]
+__all__ = ["Rule", "Temporal", "Aux", "TRANSIENT", "RULE_STATE"]
 
 PyTree = Any
+
+#: The collection of ``state`` holding a rule's own persistent values, not trained by the
+#: optimizer (e-prop's random feedback matrices): initialised by :meth:`Rule.init_state`,
+#: carried through the training step and checkpointed with the rest of ``state``.
+RULE_STATE = "rule"
 
 
 def _init(model: nn.Module, key, x: jax.Array):
@@ -60,7 +65,9 @@ def _positive_int(value, what: str) -> int:
 
 class Rule:
     """The interface shared by every rule. Subclasses are frozen dataclasses defining
-    ``name``, ``memory``, :meth:`plan`, :meth:`stages` and :meth:`updates_per_batch`."""
+    ``name``, ``memory``, :meth:`plan`, :meth:`stages` and :meth:`updates_per_batch`; a rule
+    with its own loop overrides :meth:`loop` (e-prop), one with persistent values of its own
+    :meth:`init_state` (the rule state, ``state[RULE_STATE]``)."""
 
     name: str
     memory: str
@@ -108,7 +115,31 @@ class Rule:
         params = variables["params"]
         skip = set(TRANSIENT) | {"params", "history"}
         state = {k: v for k, v in variables.items() if k not in skip}
+        rule_state = self.init_state(model, params, key, x_t)
+        if rule_state:
+            state = {**state, RULE_STATE: rule_state}
         return params, state
+
+    def init_state(self, model: nn.Module, params: PyTree, key, x_t: jax.Array) -> dict:
+        """The rule's own persistent values (``state[RULE_STATE]``), drawn from ``key``;
+        ``{}`` (no rule state) unless a rule has some (e-prop's random feedback)."""
+        return {}
+
+    def loop(self, stages: tuple[Stage, ...], params, state, xs, ys, *, loss: Loss, key,
+             plan: Plan, optimizer=None, opt_state=None):
+        """The loop this rule runs over one batch: ``(loss, Aux, grads, params, opt_state)``
+        as :func:`~snnjax.rules.engine.run`, which it is for the rules of the engine
+        (temporal, local, online); a rule with another loop (e-prop) overrides it, composing
+        the engine's pieces. ``state`` may hold the rule state (:data:`RULE_STATE`), which
+        this loop hands back unchanged in ``Aux.state``."""
+        model_state = {k: v for k, v in state.items() if k != RULE_STATE}
+        value, aux, grads, new_params, new_opt_state = run(
+            stages, params, model_state, xs, ys, loss=loss, key=key, plan=plan,
+            optimizer=optimizer, opt_state=opt_state)
+        if RULE_STATE in state:
+            aux = Aux(aux.logits, {**aux.state, RULE_STATE: state[RULE_STATE]},
+                      aux.head_losses)
+        return value, aux, grads, new_params, new_opt_state
 
     def validate(self, T: int, loss: Loss) -> None:
         """Raise ValueError before compiling when the rule cannot run with this T and loss."""
@@ -130,7 +161,8 @@ class Rule:
 
     def _plan_and_stages(self, model, params, state, xs):
         plan, stages = self.plan(xs.shape[0]), self.stages(model)
-        rows = check_model(stages, params, state, xs, plan)
+        model_state = {k: v for k, v in state.items() if k != RULE_STATE}
+        rows = check_model(stages, params, model_state, xs, plan)
         return resolve_pieces(plan, rows), stages
 
     def _prepare(self, model, params, state, xs, ys, loss):
@@ -149,8 +181,8 @@ class Rule:
         """
         plan, stages = self._prepare(model, params, state, xs, ys, loss)
         plan = dataclasses.replace(plan, online=False)
-        value, aux, grads, _, _ = run(stages, params, state, xs, ys, loss=loss, key=key,
-                                      plan=plan)
+        value, aux, grads, _, _ = self.loop(stages, params, state, xs, ys, loss=loss,
+                                            key=key, plan=plan)
         return value, aux, grads
 
     def update(self, model, params, opt_state, state, xs, ys, *, loss, key, optimizer):
@@ -171,7 +203,7 @@ class Rule:
         if optimizer is None:
             raise ValueError(f"rule {self.name} needs an optax optimizer to update parameters")
         plan, stages = self._prepare(model, params, state, xs, ys, loss)
-        value, aux, grads, new_params, new_opt_state = run(
+        value, aux, grads, new_params, new_opt_state = self.loop(
             stages, params, state, xs, ys, loss=loss, key=key, plan=plan,
             optimizer=optimizer, opt_state=opt_state,
         )

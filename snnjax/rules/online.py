@@ -27,6 +27,9 @@ class Online(Rule):
     def __post_init__(self):
         if isinstance(self.inner, Online):
             raise ValueError("online(): the inner rule already updates in the loop")
+        if type(self.inner).loop is not Rule.loop:
+            raise ValueError(f"online(): {self.inner.name} runs its own loop, which "
+                             "accumulates over the sequence; it has no in-loop updates")
         t = _temporal(self.inner)
         if t.K is not None:
             raise ValueError("online(): SLTT-K's selected steps have no in-loop updates")

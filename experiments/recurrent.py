@@ -4,8 +4,8 @@ Paper: the task is Hochreiter & Schmidhuber's temporal order problem (Neural Com
 1997, experiment 6a) reduced to spikes (``snnjax.data.temporal_order``: two cues X and Y far
 apart in time, the label is which came first); the network is a recurrent spiking net of LIF
 or ALIF neurons as in Bellec et al., "A solution to the learning dilemma for recurrent
-networks of spiking neurons", Nat. Commun. 11:3625 (2020), whose e-prop is to join the rules
-compared here. No paper reports this table: the *paper* column stays empty.
+networks of spiking neurons", Nat. Commun. 11:3625 (2020), whose e-prop (symmetric and
+random feedback) is among the rules compared here. No paper reports this table: the *paper* column stays empty.
 
 Expected: BPTT learns the task, far above the 50 % chance level at which a feed-forward net
 of the same width stays (``tests/test_temporal_order.py``). The rules that cut every
@@ -23,7 +23,7 @@ lr 0.01, cosine decay per epoch; batch 32. TBPTT's window k = 8 splits the two c
 different windows at T = 24 (cues at steps 6-7 and 14-15). OTTT refuses ALIF (its trace
 assumes one time constant): the rules are compared on LIF, and on ALIF where they apply.
 
-Adding a rule is one line in ``_RULES`` (e.g. ``"e-prop": {"rule": "eprop"}``), plus its
+Adding a rule is one line in ``_RULES`` (e.g. ``"OSTL": {"rule": "ostl"}``), plus its
 label in ``_LIF_ONLY`` if it refuses ALIF.
 
 Commands:
@@ -55,6 +55,8 @@ _RULES = {
     "TBPTT (k=8)": {"rule": "tbptt", "window": 8},
     "SLTT": {"rule": "sltt"},
     "OTTT_A": {"rule": "ottt-a"},
+    "e-prop": {"rule": "eprop"},
+    "e-prop (random B)": {"rule": "eprop", "feedback": "random"},
 }
 # Rules that refuse ALIF (a second state variable: OTTT's trace assumes one time constant).
 _LIF_ONLY = frozenset({"OTTT_A"})

@@ -94,7 +94,9 @@ def bptt_two_layer(tmp_path_factory):
     return json.loads(out.read_text())["final_test_accuracy"]
 
 
-@pytest.mark.parametrize("rule", sorted(RULE_ARGS))
+# On this MLP (no recurrent layer) OSTL is e-prop: its run only under -m slow.
+@pytest.mark.parametrize("rule", [pytest.param(r, marks=[pytest.mark.slow] if r == "ostl" else [])
+                                  for r in sorted(RULE_ARGS)])
 def test_every_rule_trains_within_5_points_of_bptt(rule, bptt_two_layer, tmp_path):
     # Two hidden layers, so that Local (block size 1) really has two blocks.
     out = tmp_path / "r.json"

@@ -71,8 +71,11 @@ def test_every_run_builds(name, preset):
 def test_recurrent_preset_compares_rules_on_lif_and_alif():
     exp = run_lib.load("recurrent", "small")
     cells = {r.key: r.config for r in exp.runs}
-    assert set(cells) == {"LIF/BPTT", "LIF/TBPTT (k=8)", "LIF/SLTT", "LIF/OTTT_A",
-                          "ALIF/BPTT", "ALIF/TBPTT (k=8)", "ALIF/SLTT"}  # OTTT refuses ALIF
+    online = {"e-prop", "e-prop (random B)"}
+    assert set(cells) == ({f"LIF/{r}" for r in {"BPTT", "TBPTT (k=8)", "SLTT", "OTTT_A"} | online}
+                          | {f"ALIF/{r}" for r in {"BPTT", "TBPTT (k=8)", "SLTT"} | online})
+    # (OTTT refuses ALIF)
+    assert cells["LIF/e-prop (random B)"].feedback == "random"
     assert {c.model for k, c in cells.items() if k.startswith("LIF")} == {"rsnn"}
     assert {c.model for k, c in cells.items() if k.startswith("ALIF")} == {"rsnn_alif"}
     assert all(c.dataset == "temporal_order" and c.T == 24 for c in cells.values())

@@ -20,7 +20,7 @@ for every batch. The training step never branches on which rule it has.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, ClassVar
 
 import flax.linen as nn
 import jax
@@ -71,6 +71,9 @@ class Rule:
 
     name: str
     memory: str
+    #: Whether the rule runs its own loop over a batch (:meth:`loop` overridden: e-prop,
+    #: OSTL) instead of the engine's, which :func:`snnjax.rules.online` wraps.
+    own_loop: ClassVar[bool] = False
 
     # -- what the rule is, read by the engine and by cost --------------------------------
 

@@ -29,7 +29,7 @@ input, ``[B, N_in]``; otherwise per synapse, ``[B, N_in, N_out]`` per state vari
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import flax
 import flax.linen as nn
@@ -283,6 +283,7 @@ class EProp(Rule):
     """
 
     feedback: str = "symmetric"
+    own_loop: ClassVar[bool] = True
 
     def __post_init__(self):
         if self.feedback not in FEEDBACK:

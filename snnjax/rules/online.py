@@ -27,7 +27,7 @@ class Online(Rule):
     def __post_init__(self):
         if isinstance(self.inner, Online):
             raise ValueError("online(): the inner rule already updates in the loop")
-        if type(self.inner).loop is not Rule.loop:
+        if self.inner.own_loop:
             raise ValueError(f"online(): {self.inner.name} runs its own loop, which "
                              "accumulates over the sequence; it has no in-loop updates")
         t = _temporal(self.inner)

@@ -26,6 +26,7 @@ import jax.numpy as jnp
 from snnjax.convolution import conv2d
 from snnjax.normalization import batch_norm, batch_stats
 from snnjax.pooling import avg_pool, max_pool
+from snnjax.spikes import check_storage, stored_op
 
 __all__ = [
     "Dense",
@@ -122,6 +123,9 @@ def _synapse(module: nn.Module, op: Callable, xs: jax.Array, kernel: jax.Array,
     """
     traced = (module.traced and module.is_mutable_collection("trace")
               and not module.is_initializing())
+    check_storage(module.input_storage, f"synapse '{'/'.join(module.path)}'")
+    if not traced and module.input_storage != "float":
+        op = functools.partial(stored_op, op, module.input_storage)
     if traced:
         if xs.ndim < 3:
             raise ValueError(f"a traced synapse expects a chunk [C, B, ...], got {xs.shape}")
@@ -194,7 +198,12 @@ def _dense_op(x, kernel):
 
 class Dense(nn.Module):
     """Dense synapse ``[..., D] -> [..., features]`` (a chunk ``[C, B, D]`` in a model),
-    optionally scaled-WS and traced."""
+    optionally scaled-WS and traced.
+
+    ``input_storage``: how the input is kept for the weight gradient, ``"float"`` or, for
+    an input that is a spike train (each value 0 or one number), ``"bits"`` / ``"bytes"``
+    (:mod:`snnjax.spikes`; a value that is not a spike makes the weight gradient NaN).
+    """
 
     features: int
     use_bias: bool = True
@@ -203,6 +212,7 @@ class Dense(nn.Module):
     bias_init: Initializer = nn.initializers.zeros
     traced: bool = True
     trace_decay: float = 0.5
+    input_storage: str = "float"
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -219,7 +229,8 @@ def _conv_op(x, kernel, *, strides, padding):
 
 
 class Conv(nn.Module):
-    """2-D conv synapse ``[C, B, H, W, Ci] -> [C, B, H', W', features]`` (HWIO kernel)."""
+    """2-D conv synapse ``[C, B, H, W, Ci] -> [C, B, H', W', features]`` (HWIO kernel);
+    ``input_storage`` as :class:`Dense`'s."""
 
     features: int
     kernel_size: int = 3
@@ -231,6 +242,7 @@ class Conv(nn.Module):
     bias_init: Initializer = nn.initializers.zeros
     traced: bool = True
     trace_decay: float = 0.5
+    input_storage: str = "float"
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:

@@ -89,6 +89,9 @@ class SpikingNeuron(nn.Module):
 
     #: Whether the leak λ is fixed (OTTT's traces need it, docs/rules.md).
     fixed_decay: ClassVar[bool] = True
+    #: Whether every output is 0 or 1 (a spike): the synapses after the neuron then keep
+    #: their input as bits (:mod:`snnjax.spikes`). A neuron with graded outputs sets False.
+    binary_output: ClassVar[bool] = True
 
     def initial_state(self, current: jax.Array) -> State:
         """The resting state for one step's currents ``[B, ...]``."""

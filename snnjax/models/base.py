@@ -54,6 +54,9 @@ class DenseUnit(nn.Module):
     """Flatten → Dense → [BatchNorm] → neuron → [dropout]: ``[C, B, ...] -> [C, B, features]``.
 
     ``first=True`` marks the synapse on the raw input, which OTTT does not trace.
+    ``input_storage``: how the synapse keeps its input for the backward
+    (:class:`~snnjax.layers.Dense`); None: ``"float"``, unless a :class:`SpikingSequential`
+    finds the input to be the spikes of the unit before (:func:`spike_inputs`).
     """
 
     features: int
@@ -62,6 +65,7 @@ class DenseUnit(nn.Module):
     norm: bool = False
     weight_standardization: bool = False
     dropout: float = 0.0
+    input_storage: str | None = None
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
@@ -72,6 +76,7 @@ class DenseUnit(nn.Module):
             weight_standardization=self.weight_standardization,
             traced=not self.first,
             trace_decay=trace_decay_of(self.neuron),
+            input_storage=self.input_storage or "float",
         )(x)
         if self.norm:
             x = BatchNorm(train=train)(x)
@@ -85,7 +90,8 @@ class ConvUnit(nn.Module):
     """Conv → [BatchNorm] → neuron → [×scale] → [dropout] → [pool] on ``[C, B, H, W, Ci]``.
 
     Dropout comes before pooling, as in SLTT's VGG; a pooling that would shrink a map below
-    1×1 is skipped (as PyTorch's adaptive pooling keeps 1×1).
+    1×1 is skipped (as PyTorch's adaptive pooling keeps 1×1). ``input_storage`` as
+    :class:`DenseUnit`'s.
     """
 
     features: int
@@ -98,6 +104,7 @@ class ConvUnit(nn.Module):
     scale: float = 1.0
     pool: str | None = None
     dropout: float = 0.0
+    input_storage: str | None = None
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
@@ -109,6 +116,7 @@ class ConvUnit(nn.Module):
             weight_standardization=self.weight_standardization,
             traced=not self.first,
             trace_decay=trace_decay_of(self.neuron),
+            input_storage=self.input_storage or "float",
         )(x)
         if self.norm:
             x = BatchNorm(train=train)(x)
@@ -123,6 +131,32 @@ class ConvUnit(nn.Module):
         if pool is not None and min(s.shape[2:4]) >= 2:
             s = pool(s)
         return s
+
+
+def _binary_output(unit: nn.Module) -> bool:
+    """Whether every value ``unit`` outputs is 0 or one number: its neuron's spikes, scaled by
+    a constant, dropped out (a fixed mask, kept spikes scaled by ``1/(1-p)``), max-pooled. An
+    average pool mixes them into graded values."""
+    if not isinstance(unit, (DenseUnit, ConvUnit)):
+        return False
+    neuron = unit.neuron
+    if isinstance(neuron, SpikingNeuron) and not neuron.binary_output:
+        return False
+    return not (isinstance(unit, ConvUnit) and unit.pool not in (None, "max"))
+
+
+def spike_inputs(units: Sequence[nn.Module]) -> tuple[nn.Module, ...]:
+    """``units`` with the ``input_storage`` left open (None) of each :class:`DenseUnit` and
+    :class:`ConvUnit` decided from the unit before it: ``"bits"`` where that unit's output
+    is a spike train (:mod:`snnjax.spikes`), ``"float"`` otherwise (the raw input, graded
+    values, a unit of another kind)."""
+    out = []
+    for i, unit in enumerate(units):
+        if isinstance(unit, (DenseUnit, ConvUnit)) and unit.input_storage is None:
+            spikes = i > 0 and not unit.first and _binary_output(units[i - 1])
+            unit = unit.clone(input_storage="bits" if spikes else "float")
+        out.append(unit)
+    return tuple(out)
 
 
 class Block(nn.Module):
@@ -165,6 +199,11 @@ class SpikingSequential(nn.Module):
     readout_decay: float = 0.5
     readout_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
     input_ndim: int | None = None
+
+    def __post_init__(self):
+        # The model's structure says which synapses take spikes: they keep them as bits.
+        object.__setattr__(self, "units", spike_inputs(self.units))
+        super().__post_init__()
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:

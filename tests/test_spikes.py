@@ -1,0 +1,245 @@
+"""Spikes kept as bits for the backward pass (snnjax.spikes): exact, smaller, never silent.
+
+Every rule's gradient with bit storage equals its gradient with float storage in float64
+(and the rules' own identities, tests/test_rules_identities.py, run on models that store
+bits: see test_the_identities_model_stores_bits); compiled memory drops; values that are
+not spikes give NaN weight gradients or are statically kept as floats.
+"""
+
+import dataclasses
+import functools
+
+import chex
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from snnjax import layers, models, neurons, rules, spikes, surrogate
+from snnjax.cost import compiled_memory
+from snnjax.losses import per_step
+from snnjax.models.base import DenseUnit, SpikingSequential
+from snnjax.neuron import LIFParams
+
+T, B = 5, 3  # T != B on purpose
+NEURON = LIFParams(decay=0.5, surrogate=surrogate.sigmoid(4.0))
+LOSS = per_step(mse=0.1)
+
+
+def to64(tree):
+    return jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), tree)
+
+
+def spike_array(key, shape, value=1.0, dtype=jnp.float64):
+    return jnp.where(jax.random.uniform(key, shape) > 0.6, value, 0.0).astype(dtype)
+
+
+# ----------------------------------------------------------------- the code
+
+
+@pytest.mark.parametrize("storage", ["bits", "bytes"])
+@pytest.mark.parametrize("value", [1.0, 2.74, 2.74 / (1 - 0.3)])
+@pytest.mark.parametrize("shape", [(4, 7), (2, 3, 3, 5), (13,)])  # sizes not multiples of 8
+def test_encode_decode_is_exact(storage, value, shape, x64):
+    x = spike_array(jax.random.key(0), shape, value)
+    code, c, ok = spikes.encode(x, storage)
+    assert bool(ok)
+    np.testing.assert_array_equal(spikes.decode(code, c, shape, x.dtype, storage), x)
+    if storage == "bits":
+        assert code.dtype == jnp.uint8 and code.size == -(-x.size // 8)
+
+
+def test_encode_flags_graded_values():
+    x = jnp.asarray([0.0, 1.0, 0.5, 1.0])
+    assert not bool(spikes.encode(x, "bits")[2])
+    assert bool(spikes.encode(jnp.zeros(5), "bits")[2])  # no spike at all is a spike train
+
+
+def _ops():
+    conv = functools.partial(layers._conv_op, strides=(2, 2), padding="SAME")
+    return {"dense": ((3, 4, 10), (10, 5), layers._dense_op),
+            "conv": ((3, 7, 7, 8), (3, 3, 8, 6), conv)}
+
+
+@pytest.mark.parametrize("storage", ["bits", "bytes"])
+@pytest.mark.parametrize("kind", ["dense", "conv"])
+def test_stored_op_gradient_equals_autodiff(kind, storage, x64):
+    x_shape, k_shape, op = _ops()[kind]
+    k1, k2, k3 = jax.random.split(jax.random.key(1), 3)
+    x = spike_array(k1, x_shape, 2.74)
+    kernel = jax.random.normal(k2, k_shape, jnp.float64)
+    cot = jax.random.normal(k3, op(x, kernel).shape, jnp.float64)
+    y, vjp = jax.vjp(functools.partial(spikes.stored_op, op, storage), x, kernel)
+    y_ref, vjp_ref = jax.vjp(op, x, kernel)
+    chex.assert_trees_all_equal((y, vjp(cot)), (y_ref, vjp_ref(cot)))
+
+
+@pytest.mark.parametrize("kind", ["dense", "conv"])
+def test_graded_input_gives_nan_weight_gradient_not_a_truncated_one(kind, x64):
+    x_shape, k_shape, op = _ops()[kind]
+    x = spike_array(jax.random.key(2), x_shape).at[(0,) * len(x_shape)].set(0.5)
+    kernel = jax.random.normal(jax.random.key(3), k_shape, jnp.float64)
+    _, vjp = jax.vjp(functools.partial(spikes.stored_op, op, "bits"), x, kernel)
+    dx, dk = vjp(jnp.ones_like(op(x, kernel)))
+    assert bool(jnp.all(jnp.isnan(dk)))
+    # The input's cotangent does not read x: it stays right.
+    np.testing.assert_array_equal(dx, jax.vjp(op, x, kernel)[1](jnp.ones_like(op(x, kernel)))[0])
+
+
+def test_unknown_storage_is_refused_naming_the_layer():
+    with pytest.raises(ValueError, match="synapse 'layers_0': input_storage must be one of"):
+        nn.Sequential([layers.Dense(3, input_storage="half")]).init(
+            jax.random.key(0), jnp.ones((1, 2, 4)))
+
+
+# ----------------------------------------------------------------- which synapses store bits
+
+
+def storages(model):
+    return [u.input_storage for u in model.units]
+
+
+def test_the_identities_model_stores_bits():
+    # tests/test_rules_identities.py checks every rule against hand-written references on
+    # these models: with their defaults, they store spikes as bits.
+    assert storages(models.mlp(3, (7, 4), neuron=NEURON)) == ["float", "bits"]
+    assert storages(models.cnn(3, (4, 6), neuron=NEURON, pool="max")) == ["float", "bits"]
+
+
+def test_graded_inputs_are_kept_as_floats():
+    # Average pooling mixes spikes into graded values; the raw input is graded.
+    assert storages(models.cnn(3, (4, 6), pool="avg")) == ["float", "float"]
+    vgg = models.vgg11_sws(10, width=0.125, dropout=0.2)  # ×2.74 and dropout: still spikes
+    assert storages(vgg) == ["float", "bits", "float", "bits", "float", "bits", "float",
+                             "bits"]
+    assert storages(spikes.float_residuals(vgg)) == ["float"] * 8
+
+
+@dataclasses.dataclass(frozen=True)
+class SoftSpike(surrogate.Surrogate):
+    """A spike function whose forward is graded (a user's "soft spikes"): sig(αx)."""
+
+    def __call__(self, x):
+        return jax.nn.sigmoid(self.alpha * x)
+
+
+SOFT = LIFParams(decay=0.5, surrogate=SoftSpike("sigmoid", 4.0))
+
+
+class GradedLIF(neurons.LIF):
+    """A LIF that says its outputs are graded."""
+
+    binary_output = False
+
+
+def _two_layer(neuron_cls):
+    units = (DenseUnit(6, neuron=neuron_cls(SOFT), first=True),
+             DenseUnit(5, neuron=neuron_cls(SOFT)))
+    return SpikingSequential(units, 3)
+
+
+def _grads(model):
+    xs = jax.random.uniform(jax.random.key(0), (T, B, 4), jnp.float64, 0.0, 2.0)
+    ys = jnp.asarray([0, 2, 1])
+    params, state = rules.bptt().init(model, jax.random.key(1), xs[0])
+    params = to64(params)
+    return [rule.value_and_grad(model, params, state, xs, ys, loss=LOSS)[2]
+            for rule in (rules.bptt(), rules.sltt())]
+
+
+def test_a_graded_neuron_is_followed_by_float_storage(x64):
+    model = _two_layer(GradedLIF)
+    assert storages(model) == ["float", "float"]
+    for g in _grads(model):
+        assert all(bool(jnp.all(jnp.isfinite(a))) for a in jax.tree.leaves(g))
+
+
+def test_graded_values_declared_spikes_give_nan_not_a_wrong_gradient(x64):
+    # A LIF says its outputs are spikes, but its spike function's forward is graded.
+    model = _two_layer(neurons.LIF)
+    assert storages(model) == ["float", "bits"]
+    for g, g_float in zip(_grads(model), _grads(spikes.float_residuals(model))):
+        assert bool(jnp.all(jnp.isnan(g["units_1"]["Dense_0"]["kernel"])))
+        assert all(bool(jnp.all(jnp.isfinite(a))) for a in jax.tree.leaves(g_float))
+
+
+# ----------------------------------------------------------------- every rule, every chunk
+
+
+def _rules(C):
+    return [
+        rules.bptt(chunk=C),
+        rules.tbptt(2, chunk=min(C, 2)),
+        rules.sltt(chunk=C),
+        rules.sltt_k(2, steps=(1, 3), chunk=C),
+        rules.ottt(chunk=C),
+        rules.local(rules.bptt(chunk=C), block_size=1),
+    ]
+
+
+@pytest.fixture(scope="module", params=["mlp", "cnn_max", "vgg_dropout"])
+def problem(request):
+    with jax.enable_x64(True):
+        if request.param == "mlp":
+            model = models.mlp(3, (7, 4), neuron=NEURON)
+            xs = jax.random.uniform(jax.random.key(3), (T, B, 6), jnp.float64, 0.0, 2.0)
+        elif request.param == "cnn_max":
+            model = models.cnn(3, (4, 6), neuron=NEURON, norm=True, pool="max")
+            xs = jax.random.uniform(jax.random.key(3), (T, B, 8, 8, 2), jnp.float64, 0.0, 2.0)
+        else:  # ×2.74 after the neuron and dropout's 1/(1-p): bits times a scale
+            model = models.vgg11_sws(3, cfg=(4, 6, "A", 8), dropout=0.25, neuron=NEURON)
+            xs = jax.random.uniform(jax.random.key(3), (T, B, 8, 8, 2), jnp.float64, 0.0, 2.0)
+        assert "bits" in storages(model)
+        return request.param, model, xs, jnp.asarray([2, 0, 1])
+
+
+@pytest.mark.parametrize("C", [1, 2, T])
+def test_every_rule_gives_the_same_gradient_with_bits(problem, C, x64):
+    name, model, xs, ys = problem
+    if C != 2 and name != "mlp":
+        pytest.skip("conv nets at C = 2 only (compile time); the MLP covers C in {1, 2, T}")
+    key = jax.random.key(5)
+    for rule in _rules(C):
+        if name == "cnn_max" and rule.temporal.traces:
+            continue  # OTTT refuses max pooling (tests/test_layers.py)
+        params, state = rule.init(model, jax.random.key(4), xs[0])
+        params, state = jax.tree.map(lambda p: 1.5 * p, to64(params)), to64(state)
+
+        def run(m, rule=rule, params=params, state=state):
+            return jax.jit(lambda p: rule.value_and_grad(m, p, state, xs, ys, loss=LOSS,
+                                                        key=key))(params)
+        loss, _, g = run(model)
+        loss_f, _, g_f = run(spikes.float_residuals(model))
+        assert all(bool(jnp.all(jnp.isfinite(a))) for a in jax.tree.leaves(g)), rule.name
+        chex.assert_trees_all_close((loss, g), (loss_f, g_f), rtol=1e-12, atol=0)
+
+
+# ----------------------------------------------------------------- memory
+
+
+def _memory(rule, model, T_, B_=16):
+    xs = jnp.zeros((T_, B_, 16, 16, 3))
+    ys = jnp.zeros((B_,), jnp.int32)
+    params, state = rule.init(model, jax.random.key(0), xs[0])
+    f = jax.jit(lambda p, x, y: rule.value_and_grad(model, p, state, x, y,
+                                                    loss=per_step(), key=jax.random.key(0)))
+    return compiled_memory(f.lower(params, xs, ys))["memory_bytes"]
+
+
+@pytest.mark.parametrize("rule", [rules.bptt(), rules.tbptt(2), rules.sltt(), rules.sltt_k(2),
+                                  rules.local(rules.bptt(), block_size=2)],
+                         ids=lambda r: r.name)
+def test_bits_take_less_memory_than_float_residuals(rule):
+    model = models.vgg11_sws(10, cfg=(16, 32, "A", 32, 32), width=1.0)
+    bits = _memory(rule, model, 4)
+    floats = _memory(rule, spikes.float_residuals(model), 4)
+    assert bits < floats, (rule.name, bits, floats)
+
+
+def test_ottt_keeps_traces_which_are_graded():
+    # Under OTTT every synapse after a neuron keeps its presynaptic trace, not its spikes:
+    # nothing binary is stored, and the bits change nothing.
+    model = models.vgg11_sws(10, cfg=(16, 32, "A", 32, 32), width=1.0)
+    assert _memory(rules.ottt(), model, 4) == _memory(rules.ottt(),
+                                                      spikes.float_residuals(model), 4)

@@ -227,7 +227,10 @@ def _memory(rule, model, T_, B_=16):
     return compiled_memory(f.lower(params, xs, ys))["memory_bytes"]
 
 
-@pytest.mark.parametrize("rule", [rules.bptt(), rules.tbptt(2), rules.sltt(), rules.sltt_k(2),
+# Rules that keep several steps' residuals. The per-step rules (sltt(), sltt_k, ottt chunk 1)
+# peak in the backward of the first, largest layer, where the rebuilt input is live anyway:
+# bits do not lower their peak (docs/schedules.md).
+@pytest.mark.parametrize("rule", [rules.bptt(), rules.tbptt(2),
                                   rules.local(rules.bptt(), block_size=2)],
                          ids=lambda r: r.name)
 def test_bits_take_less_memory_than_float_residuals(rule):

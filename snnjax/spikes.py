@@ -4,8 +4,9 @@ A synapse's weight gradient reads its input (``∂(x·W)/∂W = xᵀ·g``); ever
 backward does not. When that input is a spike train, possibly scaled by a constant (VGG-11
 sWS's ×2.74 after the neuron) or masked by dropout (``1/(1-p)`` on the kept spikes), each
 of its values is 0 or one number ``c``: :func:`stored_op` then keeps ``x != 0`` packed 8 to a
-byte (``"bits"``) or one per byte (``"bytes"``) and the scalar ``c`` (its one nonzero value), and rebuilds
-``where(bit, c, 0)`` in the backward: the same array, so the same gradient, bit for bit.
+byte (``"bits"``) or one per byte (``"bytes"``) and the scalar ``c`` (its one nonzero
+value), and rebuilds ``where(bit, c, 0)`` in the backward: the same array, so the same
+gradient, bit for bit.
 
 Whether a synapse's input is a spike train is static: the model says so
 (:class:`~snnjax.layers.Dense` and :class:`~snnjax.layers.Conv`'s ``input_storage``; our

@@ -28,6 +28,12 @@
 # and copy $OUT's accelerator.json and accelerator.md (files_at) into benchmarks/results/;
 # paste accelerator.md into BENCHMARKS.md. accelerator.log holds the progress log. Extra
 # arguments go to accelerator.py (e.g. `--budget-s 300`, `--sections dense`).
+#
+# Each conv row's measured peak comes with XLA's figure for the step that ran and, where
+# snnjax has compile-only targets (snnjax.cost.step_memory(..., target=...), issue 22), the
+# same step compiled for the card without it, on the host's CPU (JAX_PLATFORMS=cpu) beside
+# the other compiles; where that cannot run there, the row's note says why, and the figure
+# can be made on any machine with `snnjax bench cost --target h100` at the same sizes.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 py="${PYTHON:-python3}"  # the image's python3 holds jax and torch

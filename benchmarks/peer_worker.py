@@ -1,9 +1,8 @@
 """One library's training step on one workload, timed on request (driven by peers.py).
 
 Runs under the snnjax venv (``--lib snnjax*``) or under ``benchmarks/.peers`` (snnTorch,
-SpikingJelly, spyx, slax). Every library gets the same numpy-generated weights, inputs and
-labels, time-major, with the same LIF dynamics: λ = 0.5 (τ = 2), V_th = 1, soft reset (reset
-by subtraction) kept in the graph, sigmoid surrogate α = 4, state starting at 0.
+SpikingJelly, spyx, slax). The networks, their data and the LIF dynamics are :mod:`nets`'s,
+shared with benchmarks/accelerator.py.
 
 Protocol, one JSON object per line on stdout: after setup (build, two warm-up steps, a
 memory probe) ``{"ready": true, ...}``; then for each ``run K`` line on stdin,
@@ -20,47 +19,12 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import math
 import os
 import sys
 import time
 
-import numpy as np
-
-DECAY, V_TH, ALPHA = 0.5, 1.0, 4.0
-VGG11 = (64, 128, "A", 256, 256, "A", 512, 512, "A", 512, 512)
-
-
-# ---------------------------------------------------------------------------- shared data
-
-
-def dense_data(T, B, N, seed=0):
-    """W [N, N] (in × out), b [N], x [T, B, N] in [0, 1)."""
-    rng = np.random.default_rng(seed)
-    w = rng.normal(0.0, math.sqrt(2.0 / N), (N, N)).astype(np.float32)
-    return w, np.zeros(N, np.float32), rng.uniform(0, 1, (T, B, N)).astype(np.float32)
-
-
-def conv_data(T, B, width, classes=10, size=32, seed=0):
-    """VGG-11-style conv weights (HWIO), pooling flags, readout, x [T, B, H, W, 3], y [B]."""
-    rng = np.random.default_rng(seed)
-    convs, pools, c_in = [], [], 3
-    for c in VGG11:
-        if c == "A":
-            pools[-1] = True
-            continue
-        c = max(1, int(c * width))
-        # Twice He's std: without BatchNorm or scaling, spikes then reach the readout
-        # (10-45 % of inputs non-zero per layer); at He's std the deep layers fall silent.
-        k = rng.normal(0.0, 2 * math.sqrt(2.0 / (9 * c_in)), (3, 3, c_in, c)).astype(np.float32)
-        convs.append((k, np.zeros(c, np.float32)))
-        pools.append(False)
-        c_in = c
-    fc = (rng.normal(0.0, math.sqrt(1.0 / c_in), (c_in, classes)).astype(np.float32),
-          np.zeros(classes, np.float32))
-    x = rng.uniform(0, 1, (T, B, size, size, 3)).astype(np.float32)
-    y = rng.integers(0, classes, B).astype(np.int32)
-    return convs, pools, fc, x, y
+from nets import conv as conv_nets  # benchmarks/, the script's directory
+from nets import dense as dense_nets
 
 
 # ---------------------------------------------------------------------------- memory probe
@@ -128,41 +92,6 @@ class JaxRunner:
         return int(m.temp_size_in_bytes + m.argument_size_in_bytes + m.output_size_in_bytes)
 
 
-def _sigmoid_spike():
-    """Heaviside(x >= 0) forward, α·σ(αx)(1-σ(αx)) backward, as a jax.custom_jvp."""
-    import jax
-
-    @jax.custom_jvp
-    def spike(x):
-        return (x >= 0).astype(x.dtype)
-
-    @spike.defjvp
-    def _jvp(primals, tangents):
-        (x,), (t,) = primals, tangents
-        sg = jax.nn.sigmoid(ALPHA * x)
-        return spike(x), ALPHA * sg * (1 - sg) * t
-
-    return spike
-
-
-def _snnjax_dense_model(N):
-    """Linear(N→N) + LIF, no readout, as a user's flax module: its spikes are the chunk's
-    outputs, ``[C, B, N]``."""
-    import flax.linen as nn
-
-    from snnjax import layers, neurons, surrogate
-    from snnjax.neuron import LIFParams
-
-    neuron = LIFParams(decay=DECAY, v_th=V_TH, reset="soft", surrogate=surrogate.sigmoid(ALPHA))
-
-    class DenseLIF(nn.Module):
-        @nn.compact
-        def __call__(self, xs, train: bool = False):
-            return neurons.LIF(neuron)(layers.Dense(N, traced=False, name="fc")(xs))
-
-    return DenseLIF()
-
-
 # The rule each snnjax row runs (the public rule API); "snnjax" is BPTT as bptt() runs by
 # default, the other rows a schedule or rule beside it.
 SNNJAX_RULES = {
@@ -189,162 +118,52 @@ class RuleRunner(JaxRunner):
     it. Not split into forward and backward: a rule takes its gradients inside its own time
     loop, so there is no separate forward pass to time."""
 
-    def __init__(self, rule, model, params, x, y, loss, scale=1.0):
+    def __init__(self, rule, model, params, x, y, loss):
         import jax
 
         self.jax = jax
         self.params = params
-        self.scale = scale
         key = jax.random.key(0)
         self._step = jax.jit(
             lambda p: rule.value_and_grad(model, p, {}, x, y, loss=loss, key=key)[::2])
         self.compiled = self._step.lower(params).compile()
         self.path = rule.name
 
-    def step(self):
-        t, _, _, value = super().step()
-        return t, None, None, value * self.scale
-
     def fwd_bwd(self):
         return None, None
 
 
 def snnjax_dense(cfg, lib):
-    """Linear + LIF under ``SNNJAX_RULES[lib]``. The loss is the spike count, as the other
-    libraries': the per-step MSE to 0 (``per_step(mse=1, target=0)``, the mean of s² = s
-    over T·B·N), reported ×T·B·N."""
+    """Linear + LIF under ``SNNJAX_RULES[lib]``, on the spike-count loss (:mod:`nets.dense`)."""
     import jax.numpy as jnp
 
-    from snnjax import losses
-
-    w, b, x = (jnp.asarray(a) for a in dense_data(cfg.T, cfg.batch, cfg.N))
-    model = _snnjax_dense_model(cfg.N)
-    params = {"fc": {"kernel": w, "bias": b}}
+    data = dense_nets.dense_data(cfg.T, cfg.batch, cfg.N)
+    x = jnp.asarray(data[2])
     y = jnp.zeros((cfg.batch,), jnp.int32)
-    return RuleRunner(SNNJAX_RULES[lib](cfg.T), model, params, x, y,
-                      losses.per_step(mse=1.0, target=0.0), scale=cfg.T * cfg.batch * cfg.N)
-
-
-def _snnjax_vgg(cfg):
-    import jax.numpy as jnp
-
-    from snnjax import surrogate
-    from snnjax.models import ConvUnit, SpikingSequential
-    from snnjax.neuron import LIFParams
-
-    convs, pools, fc, x, y = conv_data(cfg.T, cfg.batch, cfg.width)
-    neuron = LIFParams(decay=DECAY, v_th=V_TH, surrogate=surrogate.sigmoid(ALPHA))
-    units = tuple(
-        ConvUnit(k.shape[-1], neuron=neuron, first=i == 0, pool="avg" if pool else None)
-        for i, ((k, _), pool) in enumerate(zip(convs, pools))
-    )
-    model = SpikingSequential(units, fc[0].shape[1], input_ndim=3)
-    params = {f"units_{i}": {"Conv_0": {"kernel": jnp.asarray(k), "bias": jnp.asarray(b)}}
-              for i, (k, b) in enumerate(convs)}
-    params["readout"] = {"Dense_0": {"kernel": jnp.asarray(fc[0]), "bias": jnp.asarray(fc[1])}}
-    return model, params, jnp.asarray(x), jnp.asarray(y)
+    return RuleRunner(SNNJAX_RULES[lib](cfg.T), dense_nets.snnjax_dense_model(cfg.N),
+                      dense_nets.snnjax_dense_params(data), x, y, dense_nets.spike_count_loss())
 
 
 def snnjax_conv(cfg, lib):
     """The library's rules on the VGG-style net, through ``rule.value_and_grad``."""
     from snnjax import losses
 
-    model, params, x, y = _snnjax_vgg(cfg)
+    model, params, x, y = conv_nets.snnjax_vgg(conv_nets.conv_data(cfg.T, cfg.batch, cfg.width))
     return RuleRunner(SNNJAX_RULES[lib](cfg.T), model, params, x, y, losses.per_step())
 
 
 def spyx_dense(cfg):
-    import jax.numpy as jnp
-    import spyx
-    from flax import nnx
-
-    w, b, x = dense_data(cfg.T, cfg.batch, cfg.N)
-    act = spyx.axn.custom(bwd=_surrogate_grad, fwd=lambda v: (v >= 0).astype(v.dtype))
-    model = spyx.nn.Sequential(
-        nnx.Linear(cfg.N, cfg.N, rngs=nnx.Rngs(0)),
-        spyx.nn.LIF((cfg.N,), beta=DECAY, threshold=V_TH, activation=act, rngs=nnx.Rngs(0)),
-    )
-    model.layers[0].kernel[...] = jnp.asarray(w)
-    model.layers[0].bias[...] = jnp.asarray(b)
-    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-    x = jnp.asarray(x)
-
-    def loss(p):
-        out, _ = spyx.nn.run(nnx.merge(graphdef, p, rest), x)
-        return out.sum()
-
-    return JaxRunner(loss, params)
-
-
-def _surrogate_grad(v):
-    import jax
-
-    sg = jax.nn.sigmoid(ALPHA * v)
-    return ALPHA * sg * (1 - sg)
+    data = dense_nets.dense_data(cfg.T, cfg.batch, cfg.N)
+    return JaxRunner(*dense_nets.spyx_dense(data, cfg.T))
 
 
 def spyx_conv(cfg):
-    import flax.linen as linen
-    import jax.numpy as jnp
-    import optax
-    import spyx
-    from flax import nnx
-
-    convs, pools, fc, x, y = conv_data(cfg.T, cfg.batch, cfg.width)
-    act = spyx.axn.custom(bwd=_surrogate_grad, fwd=lambda v: (v >= 0).astype(v.dtype))
-    layers, c_in, size = [], 3, 32
-    for (k, b), pool in zip(convs, pools):
-        conv = nnx.Conv(c_in, k.shape[-1], (3, 3), padding="SAME", rngs=nnx.Rngs(0))
-        conv.kernel[...] = jnp.asarray(k)
-        conv.bias[...] = jnp.asarray(b)
-        layers += [conv, spyx.nn.LIF((size, size, k.shape[-1]), beta=DECAY, threshold=V_TH,
-                                     activation=act, rngs=nnx.Rngs(0))]
-        if pool:
-            layers.append(lambda s: linen.avg_pool(s, (2, 2), strides=(2, 2)))
-            size //= 2
-        c_in = k.shape[-1]
-    head = nnx.Linear(c_in, fc[0].shape[1], rngs=nnx.Rngs(0))
-    head.kernel[...] = jnp.asarray(fc[0])
-    head.bias[...] = jnp.asarray(fc[1])
-    layers += [lambda s: s.mean(axis=(1, 2)), head]
-    graphdef, params, rest = nnx.split(spyx.nn.Sequential(*layers), nnx.Param, ...)
-    x, onehot = jnp.asarray(x), jnp.eye(fc[0].shape[1])[y]
-
-    def loss(p):
-        outs, _ = spyx.nn.run(nnx.merge(graphdef, p, rest), x)
-        return optax.softmax_cross_entropy(outs, onehot).mean()  # mean over T and B
-
-    return JaxRunner(loss, params)
+    return JaxRunner(*conv_nets.spyx_vgg(conv_nets.conv_data(cfg.T, cfg.batch, cfg.width)))
 
 
 def slax_dense(cfg):
-    import flax.linen as nn
-    import jax
-    import jax.numpy as jnp
-    import slax
-
-    w, b, x = dense_data(cfg.T, cfg.batch, cfg.N)
-    spike = _sigmoid_spike()
-
-    class Cell(nn.Module):
-        @nn.compact
-        def __call__(self, carry, x_t):
-            current = nn.Dense(cfg.N, name="fc")(x_t)
-            # slax's LIF: decay sigmoid(init_tau) = 0.5, subtraction reset.
-            return slax.LIF(init_tau=0.0, spike_fn=spike, v_threshold=V_TH, name="lif")(
-                carry, current
-            )
-
-    scan = nn.scan(Cell, variable_broadcast="params", split_rngs={"params": False})()
-    params = {"params": {"fc": {"kernel": jnp.asarray(w), "bias": jnp.asarray(b)}}}
-    x = jnp.asarray(x)
-
-    def loss(p):
-        _, spikes = scan.apply(p, {"Vmem": jnp.zeros((cfg.batch, cfg.N))}, x)
-        return spikes.sum()
-
-    jax.eval_shape(loss, params)  # fail early if slax's API moved
-    return JaxRunner(loss, params)
+    data = dense_nets.dense_data(cfg.T, cfg.batch, cfg.N)
+    return JaxRunner(*dense_nets.slax_dense(data, cfg.T))
 
 
 # ---------------------------------------------------------------------------- torch runners
@@ -372,98 +191,21 @@ class TorchRunner:
         return None
 
 
-def _torch_dense_params(torch, cfg):
-    w, b, x = dense_data(cfg.T, cfg.batch, cfg.N)
-    fc = torch.nn.Linear(cfg.N, cfg.N)
-    with torch.no_grad():
-        fc.weight.copy_(torch.from_numpy(w.T.copy()))
-        fc.bias.copy_(torch.from_numpy(b))
-    return fc, torch.from_numpy(x)
-
-
-def snntorch_dense(cfg):
-    import snntorch as snn
+def torch_dense(cfg):
+    """snnTorch's or SpikingJelly's Linear + LIF (:func:`nets.dense.torch_dense`)."""
     import torch
-    from snntorch import surrogate
 
-    fc, x = _torch_dense_params(torch, cfg)
-    # reset_delay=False: the reset is applied in the step that spikes, as in our LIF.
-    lif = snn.Leaky(beta=DECAY, threshold=V_TH, spike_grad=surrogate.sigmoid(slope=ALPHA),
-                    reset_mechanism="subtract", reset_delay=False)
-
-    def forward():
-        mem = lif.init_leaky()
-        total = 0.0
-        for t in range(cfg.T):
-            spk, mem = lif(fc(x[t]), mem)
-            total = total + spk.sum()
-        return total
-
-    return TorchRunner(torch, list(fc.parameters()), forward)
-
-
-def _sj_lif(step_mode="m", node=None, **kw):
-    from spikingjelly.activation_based import neuron, surrogate
-
-    node = node or neuron.LIFNode
-    return node(tau=1.0 / (1.0 - DECAY), decay_input=False, v_threshold=V_TH, v_reset=None,
-                surrogate_function=surrogate.Sigmoid(alpha=ALPHA), detach_reset=False,
-                step_mode=step_mode, **kw)
-
-
-def spikingjelly_dense(cfg, compiled=False):
-    import torch
-    from spikingjelly.activation_based import functional, layer
-
-    fc, x = _torch_dense_params(torch, cfg)
-    linear = layer.Linear(cfg.N, cfg.N, step_mode="m")
-    linear.load_state_dict(fc.state_dict())
-    net = torch.nn.Sequential(linear, _sj_lif())
-    run = torch.compile(net) if compiled else net
-
-    def forward():
-        functional.reset_net(net)
-        return run(x).sum()
-
-    return TorchRunner(torch, list(net.parameters()), forward)
-
-
-def _torch_conv_layers(torch, cfg, make_lif, pool_cls, gap, flatten, linear_cls, conv_cls):
-    convs, pools, fc, x, y = conv_data(cfg.T, cfg.batch, cfg.width)
-    layers, c_in = [], 3
-    for (k, b), pool in zip(convs, pools):
-        conv = conv_cls(c_in, k.shape[-1], 3, padding=1)
-        with torch.no_grad():
-            conv.weight.copy_(torch.from_numpy(k.transpose(3, 2, 0, 1).copy()))  # HWIO → OIHW
-            conv.bias.copy_(torch.from_numpy(b))
-        layers += [conv, make_lif()]
-        if pool:
-            layers.append(pool_cls(2))
-        c_in = k.shape[-1]
-    head = linear_cls(c_in, fc[0].shape[1])
-    with torch.no_grad():
-        head.weight.copy_(torch.from_numpy(fc[0].T.copy()))
-        head.bias.copy_(torch.from_numpy(fc[1]))
-    layers += [gap, flatten, head]
-    x_nchw = torch.from_numpy(x.transpose(0, 1, 4, 2, 3).copy())  # [T, B, C, H, W]
-    return layers, x_nchw, torch.from_numpy(y.astype(np.int64))
+    data = dense_nets.dense_data(cfg.T, cfg.batch, cfg.N)
+    forward, params = dense_nets.torch_dense(cfg.lib, torch, data, cfg.T)
+    return TorchRunner(torch, params, forward)
 
 
 def snntorch_conv(cfg):
-    import snntorch as snn
     import torch
-    from snntorch import surrogate, utils
+    from snntorch import utils
 
-    nn = torch.nn
-
-    def make_lif():
-        return snn.Leaky(beta=DECAY, threshold=V_TH, spike_grad=surrogate.sigmoid(slope=ALPHA),
-                         reset_mechanism="subtract", reset_delay=False, init_hidden=True)
-
-    layers, x, y = _torch_conv_layers(torch, cfg, make_lif, nn.AvgPool2d, nn.AdaptiveAvgPool2d(1),
-                                      nn.Flatten(), nn.Linear, nn.Conv2d)
-    net = nn.Sequential(*layers)
-    ce = nn.CrossEntropyLoss()
+    net, x, y = conv_nets.snntorch_vgg(torch, conv_nets.conv_data(cfg.T, cfg.batch, cfg.width))
+    ce = torch.nn.CrossEntropyLoss()
 
     def forward():
         utils.reset(net)
@@ -477,20 +219,11 @@ def snntorch_conv(cfg):
 
 def spikingjelly_conv(cfg, rule="bptt"):
     import torch
-    from spikingjelly.activation_based import functional, layer, neuron
+    from spikingjelly.activation_based import functional
 
-    nn = torch.nn
-    ce = nn.CrossEntropyLoss()
+    ce = torch.nn.CrossEntropyLoss()
+    net, x, y = conv_nets.sj_vgg(torch, conv_nets.conv_data(cfg.T, cfg.batch, cfg.width), rule)
     if rule == "bptt":
-        layers, x, y = _torch_conv_layers(
-            torch, cfg, lambda: _sj_lif(),
-            lambda k: layer.AvgPool2d(k, step_mode="m"),
-            layer.AdaptiveAvgPool2d(1, step_mode="m"), layer.Flatten(step_mode="m"),
-            lambda i, o: layer.Linear(i, o, step_mode="m"),
-            lambda i, o, k, padding: layer.Conv2d(i, o, k, padding=padding, step_mode="m"),
-        )
-        net = nn.Sequential(*layers)
-
         def forward():
             functional.reset_net(net)
             out = net(x)  # [T, B, C]
@@ -499,13 +232,6 @@ def spikingjelly_conv(cfg, rule="bptt"):
         return TorchRunner(torch, list(net.parameters()), forward)
 
     # SLTT / OTTT: single-step nodes, a backward at every step (SpikingJelly's online loop).
-    node = neuron.SLTTLIFNode if rule == "sltt" else neuron.OTTTLIFNode
-    seq = layer.OTTTSequential if rule == "ottt" else nn.Sequential
-    layers, x, y = _torch_conv_layers(
-        torch, cfg, lambda: _sj_lif(step_mode="s", node=node), nn.AvgPool2d,
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear, nn.Conv2d,
-    )
-    net = seq(*layers)
     net.train()
 
     def online():
@@ -522,7 +248,6 @@ def spikingjelly_conv(cfg, rule="bptt"):
 
     return TorchRunner(torch, list(net.parameters()), online=online)
 
-
 # ---------------------------------------------------------------------------- main
 
 
@@ -534,10 +259,10 @@ def build(cfg):
         return spyx_dense(cfg) if wl == "dense" else spyx_conv(cfg)
     if lib == "slax" and wl == "dense":
         return slax_dense(cfg)
+    if lib in ("snntorch", "spikingjelly", "spikingjelly-compile") and wl == "dense":
+        return torch_dense(cfg)
     if lib == "snntorch":
-        return snntorch_dense(cfg) if wl == "dense" else snntorch_conv(cfg)
-    if lib in ("spikingjelly", "spikingjelly-compile") and wl == "dense":
-        return spikingjelly_dense(cfg, compiled=lib.endswith("compile"))
+        return snntorch_conv(cfg)
     if lib.startswith("spikingjelly") and wl == "conv":
         return spikingjelly_conv(cfg, rule=lib.removeprefix("spikingjelly").lstrip("-") or "bptt")
     raise SystemExit(f"unknown library/workload {lib}/{wl}")

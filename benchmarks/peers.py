@@ -35,6 +35,8 @@ import sys
 import time
 from pathlib import Path
 
+from gemm_reference import gemm_peak
+
 HERE = Path(__file__).resolve().parent
 WORKER = HERE / "peer_worker.py"
 PEERS_PYTHON = HERE / ".peers" / "bin" / "python"
@@ -197,24 +199,6 @@ def bench_config(workload, libs, args, *, rounds, threads, log=print) -> list[di
     return rows
 
 
-def numpy_gemm_rate(rows: int, n: int, repeats: int = 5) -> float:
-    """numpy's float32 rate (GFLOP/s) for the dense step's two products, ``[rows, n] @ [n, n]``
-    and ``[rows, n]ᵀ @ [rows, n]``: the best of ``repeats`` timings of the pair."""
-    import numpy as np
-
-    rng = np.random.default_rng(0)
-    a = rng.standard_normal((rows, n), dtype=np.float32)
-    w = rng.standard_normal((n, n), dtype=np.float32)
-    c = rng.standard_normal((rows, n), dtype=np.float32)
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        a @ w
-        a.T @ c
-        best = min(best, time.perf_counter() - t0)
-    return 4 * rows * n * n / best / 1e9
-
-
 def run(*, workloads=("dense", "conv"), Ns=(512, 1024, 2048), T_dense=100, T_conv=6,
         batch=16, width=0.25, rounds=7, threads=None, libs=None, log=print) -> dict:
     """All configurations; returns ``{"machine", "rows"}``."""
@@ -228,9 +212,13 @@ def run(*, workloads=("dense", "conv"), Ns=(512, 1024, 2048), T_dense=100, T_con
             args = ["--T", str(T_dense), "--batch", str(batch), "--N", str(N)]
             new = bench_config("dense", use, args, rounds=rounds, threads=threads, log=log)
             flops = 4 * T_dense * batch * N * N
+            ref = gemm_reference(T_dense * batch, N, log=log)
             for r in new:
                 r["gemm_gflops"] = flops / r["step_s"] / 1e9 if r["step_s"] else None
-            gemm[" ".join(args)] = {"numpy_gflops": numpy_gemm_rate(T_dense * batch, N)}
+                peak = ref.get("gflops")
+                r["gemm_share"] = (r["gemm_gflops"] / peak
+                                   if (r["gemm_gflops"] and peak) else None)
+            gemm[" ".join(args)] = ref
             rows += new
     if "conv" in workloads:
         log(f"conv: VGG-11-style ×{width}, 32×32×3, T={T_conv}, batch {batch}")
@@ -241,7 +229,30 @@ def run(*, workloads=("dense", "conv"), Ns=(512, 1024, 2048), T_dense=100, T_con
     end = machine()
     start["load_average_end"] = end["load_average"]
     start["threads"] = threads
-    return {"machine": start, "rows": rows, "gemm": gemm}
+    return {"machine": start, "rows": rows, "gemm": gemm, "definitions": DEFINITIONS}
+
+
+# What the figures mean, stored with them (a JSON without it predates benchmarks/nets).
+DEFINITIONS = {
+    "dense_loss": "L = Σ_t Σ_{b,n} s[t,b,n] / T (the spike count per step, nets.dense)",
+    "gemm_reference": "numpy's float32 rate for the step's two products in a process without "
+                      "OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE (OpenBLAS's own kernel choice: "
+                      "the machine's peak)",
+}
+
+
+def gemm_reference(rows: int, n: int, log=print) -> dict:
+    """The machine's GEMM peak for the step's products (:func:`gemm_reference.gemm_peak`),
+    logged with the OpenBLAS kernel that ran; an error is recorded, not raised."""
+    try:
+        ref = gemm_peak(rows, n)
+    except (RuntimeError, OSError, ValueError, subprocess.SubprocessError) as e:
+        log(f"  GEMM reference failed: {e}")
+        return {"gflops": None, "error": str(e)}
+    unset = ", ".join(f"{k}={v}" for k, v in ref["unset"].items()) or "nothing to unset"
+    log(f"  GEMM reference: {ref['gflops']:.0f} GFLOP/s, OpenBLAS kernel {ref['kernel']} "
+        f"({ref['threads']} threads; unset for it: {unset})")
+    return ref
 
 
 NOTES = (
@@ -252,25 +263,54 @@ NOTES = (
     " (a 32×32 map already gives the synapse enough rows); `snnjax-chunk1` and `snnjax-chunkT`"
     " are the same gradient with the other schedule (`bptt(chunk=1)`, `bptt(chunk=T)`), for"
     " reference; the SLTT and"
-    " OTTT_A rows show a chunk of T (fast) and of 1 (constant memory). The dense network has"
-    " no readout: for snnjax it is a user's flax module (`snnjax.layers.Dense` +"
-    " `snnjax.neurons.LIF`) whose spikes are its outputs, trained on the per-step MSE to 0"
-    " (the mean of s² = s), reported ×T·B·N so the loss column is the spike count as for the"
-    " other libraries. Dynamics: "
+    " OTTT_A rows show a chunk of T (fast) and of 1 (constant memory). Every library's"
+    " network and data come from `benchmarks/nets` (the same as benchmarks/accelerator.py's)."
+    " The dense network has no readout: for snnjax it is a user's flax module"
+    " (`snnjax.layers.Dense` + `snnjax.neurons.LIF`) whose spikes are its outputs, and every"
+    " library minimises the spike count per step, L = Σ_t Σ_{b,n} s[t,b,n] / T. Its synapse"
+    " reads the raw input, so it is not traced (SPEC §3): OTTT's gradient on it is SLTT's."
+    " Dynamics: "
     "SpikingJelly and slax compute exactly our LIF (same loss at init); snnTorch's `Leaky` "
     "(with `reset_delay=False`) subtracts the threshold a second time when the membrane is"
     " still above it after a reset, and spyx's `LIF` fires on the previous step's membrane"
     " (a one-step delay), so their spike counts differ; the work per step is the same. "
     "SpikingJelly's SLTT/OTTT run its single-step nodes with a backward pass at every step"
     " (its online loop). GEMM rate (dense): the step's 4·T·B·N² multiply-add flops (forward"
-    " x·W and the weight gradient xᵀ·δ) over its time, beside numpy's float32 rate for the"
-    " same two products. `snnjax-retain` is the `snnjax` step in a process that called"
+    " x·W and the weight gradient xᵀ·δ) over its time; its share of the machine's GEMM peak:"
+    " numpy's float32 rate for the same two products in a process without"
+    " `OPENBLAS_CORETYPE` and `OPENBLAS_L2_SIZE`, so that OpenBLAS runs the CPU's own kernel"
+    " (`benchmarks/gemm_reference.py`; the kernel is named above each table)."
+    " `snnjax-retain` is the `snnjax` step in a process that called"
     " `snnjax.allocator.retain_freed_memory()` first: XLA:CPU allocates the step's"
     " temporaries afresh at each call, above glibc's mmap threshold, so without it every page"
     " faults in again (docs/schedules.md); its peak RSS is measured without the call, which"
     " keeps every page resident once touched. Peak RSS: growth of the process's resident"
     " memory during one step (after warm-up)."
 )
+
+
+def _gemm_peak(g: dict | None) -> tuple[float | None, str]:
+    """The reference rate of one configuration and how to describe it."""
+    if not g:
+        return None, ""
+    if "numpy_gflops" in g:  # older results: numpy under the machine's OpenBLAS settings
+        return g["numpy_gflops"], ("numpy's float32 GEMM rate under this machine's OpenBLAS "
+                                   "settings (kernel not recorded; not the machine's peak)")
+    if g.get("gflops") is None:
+        return None, f"GEMM reference failed: {g.get('error')}"
+    unset = ", ".join(f"`{k}={v}`" for k, v in g.get("unset", {}).items())
+    how = f"OpenBLAS kernel {g.get('kernel')}" + (f", {unset} unset" if unset else "")
+    return g["gflops"], f"the machine's float32 GEMM peak (numpy, {how})"
+
+
+def _gemm_text(g: dict | None, rows: list[dict]) -> str:
+    peak, what = _gemm_peak(g)
+    if peak is None:
+        return f"; {what}" if what else ""
+    shares = [f"{r['lib']} {r['gemm_gflops'] / peak:.2f} of it" for r in rows
+              if r["lib"] in ("snnjax", "snnjax-retain") and r.get("gemm_gflops")]
+    return (f"; {what} for the step's products {peak:.0f} GFLOP/s"
+            + (f" ({', '.join(shares)})" if shares else ""))
 
 
 def _fmt(v, scale=1e3, digits=1):
@@ -297,27 +337,29 @@ def markdown(result: dict) -> str:
         rows = [r for r in result["rows"] if (r["workload"], r["config"]) == (workload, config)]
         about = "; `snnjax` is `rules.bptt()`"
         if workload == "dense" and result.get("gemm"):
-            g = result["gemm"].get(config)
-            if g:
-                about += (f"; numpy float32 GEMM rate for the step's products "
-                          f"{g['numpy_gflops']:.0f} GFLOP/s")
-                shares = [f"{r['lib']} {r['gemm_gflops'] / g['numpy_gflops']:.2f} of it"
-                          for r in rows if r["lib"] in ("snnjax", "snnjax-retain")
-                          and r.get("gemm_gflops")]
-                about += f" ({', '.join(shares)})" if shares else ""
+            about += _gemm_text(result["gemm"].get(config), rows)
+        if workload == "dense":
+            about += "; loss: " + result.get("definitions", {}).get(
+                "dense_loss", "the spike count Σ_t Σ_{b,n} s[t,b,n] (figures measured before "
+                "benchmarks/nets: snnjax on the per-step MSE to 0, reported ×T·B·N)")
         lines += ["", f"**{workload}** `{config}` — medians of {rows[0]['rounds']} interleaved "
                   "rounds; ratio = step time ÷ snnjax's (> 1: snnjax is faster)" + about, ""]
         lines.append("| library | rule | step ms | forward ms | backward ms | ÷ snnjax "
-                     "| ÷ snnjax, other path | ÷ snnjax, same rule | GEMM GFLOP/s | peak RSS MiB "
-                     "| XLA memory MiB | loss at init | threads |")
-        lines.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+                     "| ÷ snnjax, other path | ÷ snnjax, same rule | GEMM GFLOP/s "
+                     "| share of GEMM peak | peak RSS MiB | XLA memory MiB | loss at init "
+                     "| threads |")
+        lines.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        g = result.get("gemm", {}).get(config) if workload == "dense" else None
+        # Older results' numpy rate ran under the machine's OpenBLAS settings: not a peak.
+        peak = None if (not g or "numpy_gflops" in g) else g.get("gflops")
         for r in rows:
             same = r["vs_same_rule"] if r["lib"] in SAME_RULE else None
+            share = r["gemm_gflops"] / peak if (peak and r.get("gemm_gflops")) else None
             lines.append(
                 f"| {r['lib']} | {r['rule']} | {_fmt(r['step_s'])} | {_fmt(r['fwd_s'])} | "
                 f"{_fmt(r['bwd_s'])} | {_fmt(r['vs_snnjax'], 1, 2)} | "
                 f"{_fmt(r.get('vs_other_path'), 1, 2)} | {_fmt(same, 1, 2)} | "
-                f"{_fmt(r.get('gemm_gflops'), 1, 0)} | "
+                f"{_fmt(r.get('gemm_gflops'), 1, 0)} | {_fmt(share, 1, 2)} | "
                 f"{_fmt(r['peak_rss_bytes'], 2**-20)} | "
                 f"{_fmt(r['compiled_memory_bytes'], 2**-20)} | {r['loss']:.4g} | "
                 f"{r.get('threads') or '-'} |"

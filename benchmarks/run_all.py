@@ -36,7 +36,8 @@ from snnjax import bench, cost, models, rules  # noqa: E402  (after sys.path)
 from snnjax.train import Trainer  # noqa: E402
 
 CIFAR = (32, 32, 3)
-SECTIONS = ("cost", "grid", "plan", "goals", "local", "schedules", "events", "peers")
+SECTIONS = ("cost", "grid", "plan", "goals", "local", "schedules", "events", "targets_memory",
+            "peers")
 
 
 def _log(msg):
@@ -437,6 +438,40 @@ def render_events(d):
     return d["markdown"]
 
 
+def run_targets_memory(quick):
+    """Compile-only memory on an H100 and a TPU v5e (needs the gpu-aot / tpu-aot extras);
+    writes results/targets_memory.json itself."""
+    import targets_memory
+
+    targets_memory.main(["h100"] if quick else ["h100", "tpu-v5e"])
+
+
+def render_targets_memory(rows):
+    import targets_memory
+
+    return "\n".join([
+        "The training step (SGD with momentum, train state donated) compiled for a device this "
+        "machine does not have (`snnjax.targets`; `cost.step_memory(..., target=...)`, "
+        "`snnjax bench plan --target ...`): the accelerator compiler's own buffer assignment, "
+        "total = temporaries + arguments + outputs − donated buffers, MiB. How it differs from "
+        "a peak measured on the device (allocator pools, library workspaces, autotuning) and "
+        "how to check it there: docs/cost.md, \"Memory on GPUs and TPUs without one\". "
+        "Regenerate with `JAX_PLATFORMS=cpu .venv/bin/python benchmarks/targets_memory.py h100 "
+        "tpu-v5e`.",
+        "",
+        targets_memory.markdown(rows),
+        "",
+        "SLTT-K(1) keeps its selected step's record, one set of neuron states, through the "
+        "pass for the replay after it: on the H100 that costs 1.5× SLTT's memory (open; "
+        "docs/schedules.md). A target with no figure was not compiled in this run (a "
+        "full-size VGG-11 compile for the TPU takes minutes here); the compile-only tests "
+        "(`tests/test_targets.py`, `-m accelerator_aot`) check the rules' memory relations on "
+        "both targets with a small net.",
+        "",
+        "_Compiled 2026-12-07, jax 0.10.2 with its compile-only plugins; no device._",
+    ])
+
+
 def render_peers(d):
     import peers
 
@@ -450,6 +485,8 @@ RENDER = {"cost": ("Cost of every rule against T", render_cost),
           "local": ("Local learning's memory (Guo et al.)", render_local),
           "schedules": ("Time chunks: memory against chunk length", render_schedules),
           "events": ("Event conversion: events to cached frames", render_events),
+          "targets_memory": ("Memory on GPUs and TPUs, compiled without them",
+                             render_targets_memory),
           "peers": ("Side by side with other SNN libraries", render_peers)}
 
 
@@ -468,7 +505,7 @@ def render() -> str:
         if d is None:
             parts.append("_Not measured yet._")
             continue
-        env = d.get("env") or d.get("machine") or {}
+        env = (d.get("env") or d.get("machine") or {}) if isinstance(d, dict) else {}
         when = env.get("date")
         parts.append(fn(d))
         if when:

@@ -190,4 +190,9 @@ def smoke(
     else:
         kept = tuple(exp.runs[i] for i in runs)
     new = tuple(dataclasses.replace(r, config=_shrink(r.config, T)) for r in kept)
-    return dataclasses.replace(exp, preset="smoke", runs=new)
+    # The small preset's title and notes describe its epochs and widths: not these.
+    title = exp.title.replace("(small preset)", "").rstrip() + " (smoke preset)"
+    notes = (f"Smoke preset: the small preset shrunk to seconds (T = {T}, one epoch, batches "
+             "of 256, width ≤ 1/16, some of its runs): it checks that the pipeline runs; its "
+             "accuracies say nothing about the rules.")
+    return dataclasses.replace(exp, preset="smoke", runs=new, title=title, notes=notes)

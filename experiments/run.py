@@ -43,17 +43,21 @@ def run_cost(cfg) -> dict:
     from snnjax import cost, losses
     from snnjax import data as data_lib
     from snnjax.experiment import make_model, make_optimizer, make_rule
+    from snnjax.train import Trainer
 
     train = data_lib.load(cfg.dataset, "train", data_dir=cfg.data_dir, T=cfg.T)
     steps_per_epoch = max(1, len(train) // cfg.batch_size)
-    out = cost.measure(
+    trainer = Trainer(
         make_model(cfg, train.num_classes),
         make_rule(cfg),
+        make_optimizer(cfg, steps_per_epoch),
+        losses.per_step(mse=cfg.mse, target=cfg.mse_target),
+    )
+    out = cost.measure(
+        trainer,
         T=cfg.T,
         batch_size=cfg.batch_size,
         input_shape=train.sample_shape,
-        loss=losses.per_step(mse=cfg.mse, target=cfg.mse_target),
-        optimizer=make_optimizer(cfg, steps_per_epoch),
         rates=False,  # the tables report MACs, not spike-driven ACs (which need a forward pass)
     )
     return {k: v for k, v in out.items() if k != "per_layer"}

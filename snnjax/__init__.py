@@ -11,6 +11,7 @@ from snnjax import neuron as neuron
 from snnjax import neurons as neurons
 from snnjax import rules as rules
 from snnjax import surrogate as surrogate
+from snnjax import targets as targets
 from snnjax.neuron import LIFParams as LIFParams
 from snnjax.train import TrainState as TrainState
 from snnjax.train import Trainer as Trainer

@@ -3,6 +3,11 @@
     snnjax bench cost --model mlp --rules bptt,sltt,ottt-a --T 4,8,16 --json c.json --plot c.png
     snnjax bench grid --model cnn --T 8 --windows 1,2,4,8 --block-sizes 1,2 --heatmap g.png
     snnjax bench plan --model vgg11_sws --budget 16GB --batch-size 32 --T 6
+    snnjax bench plan --model vgg11_sws --target tpu-v5e --batch-size 32 --T 6
+
+``--target NAME`` compiles for that device instead of this machine's (``h100``, ``a100``,
+``tpu-v5e``, ``tpu-v6e``, ``tpu-v5p``: compile-only, no such hardware needed; see
+:mod:`snnjax.targets`); its device memory is the planner's default budget.
 
 The planner's "largest T" (or batch) is the largest v such that every value it tested up to
 v fits the budget, with v + 1 tested and not fitting (see :func:`largest`): compiled memory
@@ -30,6 +35,7 @@ __all__ = [
     "grid_rows",
     "Largest",
     "largest",
+    "plan_budget",
     "plan_rows",
     "plot_cost",
     "plot_grid",
@@ -119,11 +125,13 @@ def _measure_rows(
     steps: int,
     rates: bool,
     log: Callable[[str], None],
+    target=None,
 ) -> list[dict]:
     """One row of :func:`snnjax.cost.measure` per cell ``(rule, T, extra fields)``, logged as
     a table line as it comes (the header before the first); a cell that is a string is a
     note on a skipped cell, logged in its place."""
     from snnjax import cost
+    from snnjax.train import Trainer
 
     rows: list[dict] = []
     for cell in cells:
@@ -131,9 +139,10 @@ def _measure_rows(
             log(cell)
             continue
         rule, T, extra = cell
-        m = cost.measure(model, rule, T=T, batch_size=batch_size, input_shape=input_shape,
-                         time_steps=steps, rates=rates)
-        rows.append(_row(m, **extra))
+        trainer = Trainer(model, rule, cost.default_optimizer())
+        m = cost.measure(trainer, T=T, batch_size=batch_size, input_shape=input_shape,
+                         time_steps=steps, rates=rates, target=target)
+        rows.append(_row(m, target=m["target"], **extra))
         log(format_table([rows[-1]], header=len(rows) == 1))
     return rows
 
@@ -147,12 +156,15 @@ def cost_rows(
     input_shape: Sequence[int],
     steps: int = 3,
     log: Callable[[str], None] = print,
+    target=None,
 ) -> list[dict]:
     """One row of :func:`snnjax.cost.measure` per (rule, T); a rule that cannot run at a T
     (window or K > T) is skipped with a note.
 
     Args:
       rule_list: ``(cli name, Rule)`` pairs.
+      target: the device the memory is compiled for (:mod:`snnjax.targets`; None: this
+        machine's default device).
     """
 
     def cells():
@@ -162,7 +174,7 @@ def cost_rows(
                 yield f"skip {name} at T={T}: {why}" if why else (rule, T, {"name": name})
 
     return _measure_rows(model, cells(), batch_size=batch_size, input_shape=input_shape,
-                         steps=steps, rates=True, log=log)
+                         steps=steps, rates=True, log=log, target=target)
 
 
 def grid_rows(
@@ -175,10 +187,12 @@ def grid_rows(
     input_shape: Sequence[int],
     steps: int = 0,
     log: Callable[[str], None] = print,
+    target=None,
 ) -> list[dict]:
     """Guo et al.'s design space: TBPTT(window) inside Local blocks of ``block_size`` units.
 
     A block size covering all units is plain TBPTT; a window of T is BPTT inside the blocks.
+    ``target`` as for :func:`cost_rows`.
     """
     from snnjax import rules
 
@@ -196,7 +210,7 @@ def grid_rows(
 
     # The grid shows no AC figures: no firing rates.
     return _measure_rows(model, cells(), batch_size=batch_size, input_shape=input_shape,
-                         steps=steps, rates=False, log=log)
+                         steps=steps, rates=False, log=log, target=target)
 
 
 class Largest(NamedTuple):
@@ -296,9 +310,12 @@ def largest(
     return Largest(good, bad is None, tested)
 
 
-def _compiled_memory_fn(model, input_shape: Sequence[int]) -> Callable[[Any, int, int], int]:
+def _compiled_memory_fn(
+    model, input_shape: Sequence[int], target=None
+) -> Callable[[Any, int, int], int]:
     """``memory(rule, T, batch_size)``: compiled step memory (bytes) of ``model`` under
-    ``rule`` with :func:`snnjax.cost.default_optimizer` (compile only, never run)."""
+    ``rule`` with :func:`snnjax.cost.default_optimizer` (compile only, never run), for
+    ``target`` (None: this machine's default device)."""
     from snnjax import cost
     from snnjax.train import Trainer
 
@@ -309,7 +326,7 @@ def _compiled_memory_fn(model, input_shape: Sequence[int]) -> Callable[[Any, int
             trainers[id(rule)] = (rule, Trainer(model, rule, cost.default_optimizer()))
         trainer = trainers[id(rule)][1]
         xs, ys = cost.abstract_batch(T, batch_size, input_shape)
-        out = cost.step_memory(trainer, xs, ys)["memory_bytes"]
+        out = cost.step_memory(trainer, xs, ys, target=target)["memory_bytes"]
         # A plan compiles ~30 large programs per rule; dropping JAX's caches between them
         # keeps XLA:CPU's JIT code memory from running out (seen at full-width VGG-11).
         jax.clear_caches()
@@ -331,9 +348,10 @@ def plan_rows(
     model,
     rule_list: Sequence[tuple[str, Any]],
     *,
-    budget: int,
+    budget: int | None = None,
     batch_size: int,
     input_shape: Sequence[int],
+    target=None,
     T: int | None = None,
     max_T: int = 4096,
     max_batch: int = 1 << 16,
@@ -352,20 +370,28 @@ def plan_rows(
     exactly in batch size, so nothing is assumed about untested values.
 
     Args:
+      budget: bytes the step may use; default the target's device memory.
+      target: the device compiled for (:mod:`snnjax.targets`: a name or a Target; None:
+        this machine's default device, and then ``budget`` is needed).
       memory_fn: ``memory_fn(rule, T, batch_size) -> bytes``; default the compiled memory of
-        ``model``'s step on ``input_shape`` (tests inject their own). The default clears
-        JAX's in-process caches after each compile (``jax.clear_caches()``), so functions
-        jitted before the plan compile again on their next call.
+        ``model``'s step on ``input_shape`` for ``target`` (tests inject their own). The
+        default clears JAX's in-process caches after each compile (``jax.clear_caches()``),
+        so functions jitted before the plan compile again on their next call.
 
     Returns:
-      One dict per rule: ``rule``, ``budget_bytes``, ``batch_size``, ``max_T`` (0: nothing
-      fits), ``max_T_capped`` (``max_T`` is the cap and fits), ``max_T_fits_beyond`` (a
-      larger tested T that fits, or None), ``memory_at_max_T``; with ``T`` also ``T``,
+      One dict per rule: ``rule``, ``target`` (its name, or this machine's platform),
+      ``budget_bytes``, ``batch_size``, ``max_T`` (0: nothing fits), ``max_T_capped``
+      (``max_T`` is the cap and fits), ``max_T_fits_beyond`` (a larger tested T that fits,
+      or None), ``memory_at_max_T``; with ``T`` also ``T``,
       ``max_batch``, ``max_batch_capped``, ``max_batch_fits_beyond``,
       ``memory_at_max_batch``; and ``compiles``, the number of memory evaluations.
     """
+    from snnjax.targets import get_target
+
+    target = None if target is None else get_target(target)
+    budget = plan_budget(budget, target)
     if memory_fn is None:
-        memory_fn = _compiled_memory_fn(model, input_shape)
+        memory_fn = _compiled_memory_fn(model, input_shape, target)
     rows = []
     for name, rule in rule_list:
         cache: dict[tuple[int, int], int] = {}
@@ -379,7 +405,8 @@ def plan_rows(
             return _fits(rule, t) is None and memory(t, batch_size) <= budget
 
         lo_T = next((t for t in range(1, max_T + 1) if _fits(rule, t) is None), max_T)
-        row = {"rule": name, "budget_bytes": budget, "batch_size": batch_size,
+        row = {"rule": name, "target": _backend() if target is None else target.name,
+               "budget_bytes": budget, "batch_size": batch_size,
                **_plan_result("T", largest(t_fits, lo=lo_T, cap=max_T, scan=scan,
                                            rounds=rounds),
                               lambda t, memory=memory: memory(t, batch_size))}
@@ -400,6 +427,22 @@ def plan_rows(
     return rows
 
 
+def plan_budget(budget: int | None, target) -> int:
+    """The planner's budget in bytes: ``budget`` when given, else the target's device memory.
+
+    Raises:
+      ValueError: neither a budget nor a target with a known device memory.
+    """
+    if budget is not None:
+        if budget <= 0:
+            raise ValueError(f"memory budget must be > 0, got {budget}")
+        return int(budget)
+    if target is None or target.memory_bytes is None:
+        where = "" if target is None else f" (target {target.name!r} has no fixed device memory)"
+        raise ValueError(f"the planner needs a memory budget or a GPU/TPU target{where}")
+    return target.memory_bytes
+
+
 def _plan_result(what: str, found: Largest, memory: Callable[[int], int]) -> dict:
     return {
         f"max_{what}": found.value,
@@ -416,20 +459,28 @@ def _mib(n):
     return "-" if n is None else f"{n / 2**20:.2f}"
 
 
+def _size(n: float) -> str:
+    """Bytes in the binary unit that reads best: ``"512 B"``, ``"3.81 MiB"``, ``"40.00 GiB"``."""
+    for unit, scale in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if abs(n) >= scale:
+            return f"{n / scale:.2f} {unit}"
+    return f"{n:.0f} B"
+
+
 def format_table(rows: Sequence[dict], header: bool = True) -> str:
-    """Rows as fixed-width text: rule, T, memory (MiB), GMACs, memory access (MB), time (ms)."""
+    """Rows as fixed-width text: rule, T, memory (MiB), GMACs, memory access (MiB), time (ms)."""
     lines = []
     if header:
         lines.append(
             f"{'rule':<22s} {'T':>4s} {'temp MiB':>9s} {'memory MiB':>11s} {'GMACs':>9s} "
-            f"{'access MB':>10s} {'step ms':>9s}"
+            f"{'access MiB':>11s} {'step ms':>9s}"
         )
     for r in rows:
         t = r.get("step_time_s")
         lines.append(
             f"{r.get('name', r['rule']):<22s} {r['T']:>4d} {_mib(r['temp_bytes']):>9s} "
             f"{_mib(r['memory_bytes']):>11s} {r['macs'] / 1e9:>9.3f} "
-            f"{r['memory_access_bytes'] / 1e6:>10.1f} "
+            f"{_mib(r['memory_access_bytes']):>11s} "
             f"{'-' if t is None else f'{1e3 * t:.2f}':>9s}"
         )
     return "\n".join(lines)
@@ -441,6 +492,9 @@ def _plan_line(r: dict) -> str:
         if v is None:
             return "-"
         text = f"{v}{'+' if r.get(f'max_{what}_capped') else ''}"
+        used = r.get(f"memory_at_max_{what}")
+        if used is not None:
+            text += f" ({_size(used)})"
         beyond = r.get(f"max_{what}_fits_beyond")
         return text + (f" ({beyond} fits too)" if beyond is not None else "")
 
@@ -582,6 +636,40 @@ def _write_json(rows, path):
 # ---------------------------------------------------------------------------- commands
 
 
+def _target(args):
+    """``--target`` as a :class:`snnjax.targets.Target`, or None.
+
+    CUDA targets compile without a GPU only when jax runs on the CPU alone: the command owns
+    its process, so it asks for that before jax starts (a running jax is left as it is, and
+    the target then says what to set).
+    """
+    from snnjax.targets import get_target
+
+    if args.target is None:
+        return None
+    target = get_target(args.target)
+    if target.platform == "cuda" and not jax.config.jax_platforms:
+        try:
+            jax.config.update("jax_platforms", "cpu")
+        except RuntimeError:  # jax already runs on its backends
+            pass
+    return target
+
+
+def _where(target) -> str:
+    if target is None:
+        return f"this machine's {_backend()}"
+    return f"{target.name} ({target.description}, compile only)" if target.compile_only \
+        else f"{target.name} ({target.description})"
+
+
+def _steps(args, target) -> int:
+    # Timing needs the device itself: a compile-only target times nothing unless asked.
+    if args.steps is not None:
+        return args.steps
+    return 0 if target is not None and target.compile_only else args.default_steps
+
+
 def _setup(args):
     """The model, one sample's shape and the ``--rules`` as ``(name, Rule)`` pairs."""
     model = _model(args)
@@ -600,30 +688,36 @@ def _output(args, rows, plot=None, path=None, title="") -> int:
 
 
 def _cmd_cost(args) -> int:
+    target = _target(args)
     model, shape, rule_list = _setup(args)
-    print(f"model {args.model}, batch {args.batch_size}, input {shape}")
+    print(f"model {args.model}, batch {args.batch_size}, input {shape}, on {_where(target)}")
     rows = cost_rows(model, rule_list, args.T, batch_size=args.batch_size, input_shape=shape,
-                     steps=args.steps)
+                     steps=_steps(args, target), target=target)
     return _output(args, rows, plot_cost, args.plot, f"{args.model}, batch {args.batch_size}")
 
 
 def _cmd_grid(args) -> int:
+    target = _target(args)
     model, shape, _ = _setup(args)
-    print(f"model {args.model}, T {args.T}, batch {args.batch_size}, input {shape}")
+    print(f"model {args.model}, T {args.T}, batch {args.batch_size}, input {shape}, "
+          f"on {_where(target)}")
     rows = grid_rows(model, T=args.T, windows=args.windows, block_sizes=args.block_sizes,
-                     batch_size=args.batch_size, input_shape=shape, steps=args.steps)
+                     batch_size=args.batch_size, input_shape=shape,
+                     steps=_steps(args, target), target=target)
     return _output(args, rows, plot_grid, args.heatmap,
                    f"{args.model}, T={args.T}, batch {args.batch_size}")
 
 
 def _cmd_plan(args) -> int:
-    budget = parse_bytes(args.budget)
+    target = _target(args)
+    budget = plan_budget(None if args.budget is None else parse_bytes(args.budget), target)
     model, shape, rule_list = _setup(args)
+    source = "" if args.budget is not None else f", one {target.name}'s device memory"
     print(f"model {args.model}, input {shape}, budget {budget:,} bytes "
-          f"({budget / 2**30:.2f} GiB) of compiled step memory on {_backend()}")
+          f"({_size(budget)}{source}) of compiled step memory on {_where(target)}")
     print(PLAN_NOTE.format(scan=args.scan))
     rows = plan_rows(model, rule_list, budget=budget, batch_size=args.batch_size,
-                     input_shape=shape, T=args.T_plan, max_T=args.max_T,
+                     input_shape=shape, target=target, T=args.T_plan, max_T=args.max_T,
                      max_batch=args.max_batch, scan=args.scan)
     return _output(args, rows)
 
@@ -646,6 +740,9 @@ def _add_model_args(p: argparse.ArgumentParser, *, batch_size: int = 32) -> None
     p.add_argument("--block-size", type=int, default=1, help="Local: units per block")
     p.add_argument("--K", type=int, default=1, help="SLTT-K: steps with a backward pass")
     p.add_argument("--online", action="store_true", help="TBPTT: optimizer step per window")
+    p.add_argument("--target", default=None,
+                   help="compile for this device: cpu, h100, a100, tpu-v5e, tpu-v6e, tpu-v5p "
+                        "(GPUs/TPUs compile-only; default this machine's)")
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -659,7 +756,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     c.add_argument("--rules", default="bptt,tbptt,sltt,sltt-k,ottt-a",
                    help="rules to measure, separated by commas")
     c.add_argument("--T", type=_ints, default=(4, 8, 16, 32, 64), help="e.g. 4,8,16")
-    c.add_argument("--steps", type=int, default=3, help="timed steps per row (0: no timing)")
+    c.add_argument("--steps", type=int, default=None,
+                   help="timed steps per row (0: no timing; default 3, 0 on a GPU/TPU target)")
+    c.set_defaults(default_steps=3)
     c.add_argument("--json", help="write the rows here")
     c.add_argument("--plot", help="write memory and time against T here (PNG)")
     c.set_defaults(func=_cmd_cost)
@@ -671,14 +770,17 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="TBPTT windows k of the grid's rows, e.g. 1,2,4")
     g.add_argument("--block-sizes", type=_ints, default=(1, 2, 4),
                    help="Local block sizes (units) of the grid's columns, e.g. 1,2")
-    g.add_argument("--steps", type=int, default=0, help="timed steps per cell (0: no timing)")
+    g.add_argument("--steps", type=int, default=None,
+                   help="timed steps per cell (default 0: no timing)")
+    g.set_defaults(default_steps=0)
     g.add_argument("--json", help="write the rows here")
     g.add_argument("--heatmap", help="write the heat maps here (PNG)")
     g.set_defaults(func=_cmd_grid)
 
     q = bsub.add_parser("plan", help="largest T (and batch) that fits a memory budget")
     _add_model_args(q)
-    q.add_argument("--budget", required=True, help="e.g. 16GB, 40GiB, 512MB")
+    q.add_argument("--budget", default=None,
+                   help="e.g. 16GB, 40GiB, 512MB (default with --target: its device memory)")
     q.add_argument("--rules", default="bptt,tbptt,sltt,sltt-k,ottt-a",
                    help="rules to plan for, separated by commas")
     q.add_argument("--T", dest="T_plan", type=int, default=None,

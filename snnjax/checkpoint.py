@@ -21,6 +21,7 @@ when a :class:`Checkpointer` is made.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -29,6 +30,7 @@ from typing import Any, Callable, TypeVar
 import jax
 import numpy as np
 
+from snnjax.files import check_writable_folder
 from snnjax.train import TrainState, all_finite
 
 __all__ = [
@@ -105,7 +107,8 @@ def read_checkpoint(directory: str | os.PathLike, step: int | None = None) -> tu
     if step is None:
         raise FileNotFoundError(f"no complete checkpoint in {directory}")
     one_device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-    with ocp.CheckpointManager(_location(directory)) as manager:
+    with (_quiet_damaged_metadata(), _reads_finish_before_their_loop_closes(),
+          ocp.CheckpointManager(_location(directory)) as manager):
         out = manager.restore(
             int(step),
             args=ocp.args.Composite(
@@ -115,6 +118,81 @@ def read_checkpoint(directory: str | os.PathLike, step: int | None = None) -> tu
         )
     # Where the saved devices exist orbax restores onto them; NumPy is the same everywhere.
     return jax.tree.map(np.asarray, dict(out.state)), dict(out.meta)
+
+
+class _DamagedMetadataFilter(logging.Filter):
+    """Drops orbax's error about an unreadable ``_CHECKPOINT_METADATA`` (a damaged file):
+    orbax goes on without it and the checkpoint still restores, so to a user the error
+    line (``ERROR:absl:Failed to json parse Metadata file ...``) is noise."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = str(record.msg)
+        return not (record.levelno >= logging.ERROR and "Metadata file" in text
+                    and text.startswith(("Failed to json parse", "Failed to read")))
+
+
+@contextlib.contextmanager
+def _quiet_damaged_metadata():
+    """Within this context, orbax's log records about a damaged checkpoint metadata file
+    are dropped (orbax logs through absl, i.e. Python's ``absl`` logger)."""
+    logger, quiet = logging.getLogger("absl"), _DamagedMetadataFilter()
+    logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        logger.removeFilter(quiet)
+
+
+@contextlib.contextmanager
+def _reads_finish_before_their_loop_closes():
+    """Within this context, a failed orbax restore waits for its other reads to finish.
+
+    orbax runs a restore's reads as tasks of a fresh event loop and closes the loop as soon
+    as the first failure reaches it (``asyncio_utils._run_sync_via_new_loop``), with the
+    other reads still pending. Those then report themselves at random moments: TensorStore's
+    threads find the loop closed ("RuntimeError: Event loop is closed"), and each abandoned
+    coroutine, garbage-collected, turns the GeneratorExit of its closing into an Exception
+    ("Exception ignored in: <coroutine object _read_array_index_and_device_put>" and the
+    TensorStore spec). The same loop, but with every task it made awaited before it
+    closes, leaves nothing behind. A no-op where orbax's internals differ.
+    """
+    try:
+        from orbax.checkpoint._src import asyncio_utils
+    except ImportError:
+        asyncio_utils = None
+    original = getattr(asyncio_utils, "_run_sync_via_new_loop", None)
+    if original is None:
+        yield
+        return
+
+    def run(coro):
+        import asyncio
+
+        loop, tasks = asyncio.new_event_loop(), []
+
+        def factory(loop, coro, **kwargs):
+            task = asyncio.Task(coro, loop=loop, **kwargs)
+            tasks.append(task)
+            return task
+
+        loop.set_task_factory(factory)
+        try:
+            asyncio.set_event_loop(loop)
+            return loop.run_until_complete(coro)
+        except Exception:
+            pending = [t for t in tasks if not t.done()]
+            if pending:  # their results or errors are retrieved here, and dropped
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            raise
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
+
+    asyncio_utils._run_sync_via_new_loop = run
+    try:
+        yield
+    finally:
+        asyncio_utils._run_sync_via_new_loop = original
 
 
 def _one_line(e: BaseException) -> str:
@@ -169,6 +247,9 @@ class Checkpointer:
     :meth:`wait`) blocks until every write is committed. Multi-host: every process calls
     :meth:`save` and :meth:`restore` (orbax coordinates them).
 
+    Raises ValueError, before anything is written, when a local ``directory`` cannot be
+    created or written to (read-only, a file in the way).
+
     Args:
       directory: where checkpoints go (created if missing).
       keep: how many of the newest checkpoints to keep (older ones are deleted).
@@ -180,13 +261,16 @@ class Checkpointer:
             raise ValueError(f"keep must be >= 1 checkpoint, got {keep}")
         ocp = _orbax()
         self.directory = _location(directory)
+        if "://" not in self.directory:  # before orbax, whose failure comes mid-training
+            check_writable_folder(self.directory, what="checkpoints", create=True)
         self._ocp = ocp
-        self._manager = ocp.CheckpointManager(
-            self.directory,
-            options=ocp.CheckpointManagerOptions(
-                max_to_keep=keep, create=True, enable_async_checkpointing=asynchronous,
-            ),
-        )
+        with _quiet_damaged_metadata():
+            self._manager = ocp.CheckpointManager(
+                self.directory,
+                options=ocp.CheckpointManagerOptions(
+                    max_to_keep=keep, create=True, enable_async_checkpointing=asynchronous,
+                ),
+            )
         self._unreadable: dict[int, str] = {}  # step -> why it failed to read
 
     def steps(self) -> list[int]:
@@ -265,13 +349,15 @@ class Checkpointer:
     def _newest_readable(self, step: int | None, read: Callable[[int], _T]) -> tuple[int, _T]:
         """``(step, read(step))``; with ``step`` None, of the newest step that reads."""
         if step is not None:
-            return int(step), read(int(step))
+            with _quiet_damaged_metadata(), _reads_finish_before_their_loop_closes():
+                return int(step), read(int(step))
         steps = [s for s in self.steps() if s not in self._unreadable]
         if not steps and not self._unreadable:
             raise FileNotFoundError(f"no complete checkpoint in {self.directory}")
         for s in reversed(steps):
             try:
-                return s, read(s)
+                with _quiet_damaged_metadata(), _reads_finish_before_their_loop_closes():
+                    return s, read(s)
             except Exception as e:  # orbax and tensorstore raise all kinds, plain Exception too
                 self._unreadable[s] = _one_line(e)
                 log.warning("checkpoint %d in %s is unreadable (%s): trying an older one",
@@ -303,7 +389,8 @@ class Checkpointer:
             multihost_utils.sync_global_devices("snnjax.checkpoint.set_aside")
         for s in bad:
             del self._unreadable[s]
-        self._manager.reload()  # orbax caches the step list
+        with _quiet_damaged_metadata():
+            self._manager.reload()  # orbax caches the step list
 
     def wait(self) -> None:
         """Block until every pending write is committed."""

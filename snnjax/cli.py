@@ -16,9 +16,12 @@ import logging
 import math
 import os
 import re
+import shlex
 import sys
 import textwrap
 from typing import Any, Iterator
+
+from snnjax.files import check_writable_folder
 
 __all__ = ["main", "build_parser", "walk"]
 
@@ -263,19 +266,6 @@ def _refuse_unused_rule_params(rule_names, given: set[str]) -> None:
         )
 
 
-def _warn_single_block(rule_names, block_size: int, model_name: str, model) -> None:
-    """Local learning whose one block covers the whole model is its inner rule alone."""
-    local = [r for r in rule_names if "block_size" in RULE_PARAMS.get(_rule_key(r), ())]
-    n = len(model.units)
-    if not local or block_size < n:
-        return
-    plain = ", ".join(
-        f"{r} is plain {'BPTT' if _rule_key(r) == 'local' else 'TBPTT'}" for r in local
-    )
-    log.warning(f"{model_name} has {n} unit{'s' if n > 1 else ''}, so --block-size {block_size} "
-                f"makes one block: {plain}")
-
-
 def _check_train_args(args) -> None:
     """Flags the chosen rule, model or dataset would ignore; the output path."""
     from snnjax import models
@@ -299,13 +289,16 @@ def _check_train_args(args) -> None:
                 raise ValueError(f"model {args.model!r} takes no {flag}: drop it")
     if args.out:
         _check_writable(args.out)
+    if args.checkpoint_dir and "://" not in args.checkpoint_dir:  # URLs: checked by orbax
+        check_writable_folder(args.checkpoint_dir, what="checkpoints", create=True)
 
 
 def _check_writable(path: str) -> None:
-    """Refuse an output file whose directory is missing, before hours of work."""
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise ValueError(f"cannot write {path}: directory {folder} does not exist")
+    """Refuse an output file whose directory is missing or unwritable, or that is a
+    directory, before hours of work."""
+    if os.path.isdir(path):
+        raise ValueError(f"cannot write {path}: it is a directory")
+    check_writable_folder(os.path.dirname(os.path.abspath(path)), what=path)
 
 
 # ---------------------------------------------------------------------------- output
@@ -347,15 +340,12 @@ def _config(args) -> "TrainConfig":  # noqa: F821
 
 
 def _cmd_train(args) -> int:
-    from snnjax import losses
-    from snnjax.experiment import make_model, make_rule, train_and_evaluate
+    from snnjax.experiment import train_and_evaluate
 
     _check_train_args(args)
     cfg = _config(args)
     cfg.validate()
-    if "block_size" in RULE_PARAMS.get(_rule_key(cfg.rule), ()):
-        make_rule(cfg).validate(cfg.T, losses.per_step())  # its errors before the warning
-        _warn_single_block([cfg.rule], cfg.block_size, cfg.model, make_model(cfg, num_classes=10))
+    # (Local on a model its blocks do not split warns when the trainer initialises.)
     result = train_and_evaluate(cfg, progress=not args.no_progress)
     result["config"] = _recorded_config(result["config"])
     mem = result["compiled_memory"]
@@ -375,7 +365,6 @@ _GRADS_DEFAULTS = {"window": 2, "block_size": 1, "K": 1}  # window and K: at mos
 
 
 def _cmd_compare_grads(args) -> int:
-    from snnjax import models
     from snnjax.diagnostics import compare_gradients_cli, format_rows
 
     names = [r for r in args.rules.split(",") if r]
@@ -402,8 +391,6 @@ def _cmd_compare_grads(args) -> int:
         model=args.model, T=args.T, batch_size=args.batch_size, dataset=args.dataset,
         rules=names, seed=args.seed, **params,
     )
-    if "block_size" in used:
-        _warn_single_block(names, params["block_size"], args.model, models.get(args.model, 10))
     print(format_rows(rows))
     if args.out:
         _write_json({"config": config, "rows": rows}, args.out)
@@ -468,23 +455,60 @@ def _require_extras(args) -> None:
         require_matplotlib()
 
 
+def _interrupted(args, argv: list[str]) -> str:
+    """What Ctrl-C left behind: the last checkpoint and the command that resumes from it
+    (the run's pending checkpoint writes have committed by the time this is asked)."""
+    if args.command != "train":
+        return "snnjax: interrupted"
+    if not args.checkpoint_dir:
+        return ("snnjax: interrupted; no checkpoint was written (a run can be resumed only "
+                "with --checkpoint-dir DIR)")
+    from snnjax.checkpoint import latest_complete_step
+
+    again = shlex.join(["snnjax", *argv, *([] if args.resume else ["--resume"])])
+    try:
+        step = latest_complete_step(args.checkpoint_dir)
+    except (ImportError, OSError):  # no orbax, or the folder is gone: nothing to resume
+        step = None
+    if step is None:
+        return (f"snnjax: interrupted before the first checkpoint in {args.checkpoint_dir}; "
+                f"start again with: {again}")
+    return (f"snnjax: interrupted; the last checkpoint is step {step} in "
+            f"{args.checkpoint_dir}; resume with: {again}")
+
+
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     logger = logging.getLogger("snnjax")
     handler, saved = _StderrHandler(), (logger.level, logger.propagate)
     logger.addHandler(handler)
     logger.setLevel(logging.WARNING)
     logger.propagate = False
+    from snnjax.targets import TargetUnavailableError
+
     try:
         _require_extras(args)
         return args.func(args)
-    except (ValueError, FileNotFoundError, FloatingPointError) as e:
+    except (ValueError, FileNotFoundError, FloatingPointError, TargetUnavailableError) as e:
         print(f"snnjax: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        return _exit_interrupted(args, argv)
     finally:
         logger.removeHandler(handler)
         logger.setLevel(saved[0])
         logger.propagate = saved[1]
+
+
+def _exit_interrupted(args, argv: list[str]) -> int:
+    """Say what Ctrl-C left behind, then exit with 130 (128 + SIGINT) at once: the
+    interpreter's teardown would stop the data loader's and XLA's threads mid-work, which
+    can abort the process with a C++ error instead of the exit code."""
+    print(_interrupted(args, argv), file=sys.stderr)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(130)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,9 @@ Three figures, each for a model, a rule, a batch shape and T, without running tr
 
 - **memory**: XLA's memory analysis of the compiled training step (arguments, outputs,
   temporaries), built from ``jax.ShapeDtypeStruct``s so nothing big is allocated
-  (:func:`step_memory`); on a GPU also the device's peak bytes in use after a real step.
+  (:func:`step_memory`), for the device jax runs on or for a compile target (an H100, a TPU
+  v5e, ... without the hardware: :mod:`snnjax.targets`); on a GPU also the device's peak
+  bytes in use after a real step.
 - **MACs**: multiply-accumulates of one training step, forward and backward, counted per
   layer and per time step from the model's synapses (:func:`trace_layers`, :func:`count_macs`),
   plus a spike-driven accumulate (AC) count from measured firing rates. XLA's
@@ -12,7 +14,8 @@ Three figures, each for a model, a rule, a batch shape and T, without running tr
 - **memory access**: bytes read and written by one training step, counted analytically
   (:func:`count_memory_access`; the counting rules are in its docstring).
 
-:func:`measure` gives all of them as one flat dict (used by ``snnjax bench`` and experiments).
+:func:`measure` gives all of them for a :class:`snnjax.Trainer` as one flat dict (used by
+``snnjax bench`` and experiments). This module takes a trainer; the trainer knows nothing of it.
 """
 
 from __future__ import annotations
@@ -31,10 +34,10 @@ import optax
 from jax.interpreters import ad
 
 from snnjax import layers as layers_lib
-from snnjax.losses import Loss, per_step
 from snnjax.neurons import Route, SpikingNeuron
 from snnjax.rules.base import Rule
 from snnjax.rules.engine import Stage
+from snnjax.targets import Target, get_target
 from snnjax.train import Trainer, num_classes_of
 
 __all__ = [
@@ -517,27 +520,74 @@ def _check_inputs(model, rule, loss, T, input_shape):
     rule.validate(T, loss)
 
 
-def lower_step(trainer: Trainer, xs, ys, *, key=None):
+def _on_device(tree, device):
+    """Every leaf of ``tree`` as a ``jax.ShapeDtypeStruct`` placed on ``device``."""
+    sharding = jax.sharding.SingleDeviceSharding(device)
+    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), tree)
+
+
+def lower_step(trainer: Trainer, xs, ys, *, key=None, target: str | Target | None = None):
     """``trainer``'s jitted step lowered on a batch shaped like ``(xs, ys)``, from shapes only.
 
     The train state comes from ``jax.eval_shape(trainer.init, …)``; nothing is allocated.
+
+    Args:
+      trainer: the trainer whose step is lowered.
+      xs: inputs ``[T, B, ...]`` (an array or ``jax.ShapeDtypeStruct``; only the shape and
+        dtype are used).
+      ys: labels ``[B]`` (likewise).
+      key: the PRNG key the train state is initialised from (default ``key(0)``).
+      target: None for the device jax runs on (the trainer's own jitted step, its mesh
+        included); else a :class:`snnjax.targets.Target` or its name (``"h100"``,
+        ``"tpu-v5e"``, ...): the same step for one device of that kind, train state and
+        batch placed on it, compile-only for a GPU or TPU.
     """
     key = jax.random.key(0) if key is None else key
     xs = jax.ShapeDtypeStruct(tuple(xs.shape), xs.dtype)
     ys = jax.ShapeDtypeStruct(tuple(ys.shape), ys.dtype)
     ts = jax.eval_shape(trainer.init, key, xs)
-    return trainer.lower(ts, xs, ys)
+    if target is None:
+        return trainer.lower(ts, xs, ys)
+    device = get_target(target).device()
+    step = jax.jit(trainer.train_step, donate_argnums=0)  # one device: no mesh
+    return step.lower(*_on_device((ts, xs, ys), device))
 
 
-def step_memory(trainer: Trainer, xs, ys, *, key=None) -> dict[str, int]:
+def _device_memory(target: Target | None) -> tuple[str, int | None]:
+    """The target's name and one device's memory (for None: jax's default device's limit)."""
+    if target is not None:
+        return target.name, target.memory_bytes
+    device = jax.devices()[0]
+    stats = device.memory_stats() if hasattr(device, "memory_stats") else None
+    limit = (stats or {}).get("bytes_limit")
+    return device.platform, None if limit is None else int(limit)
+
+
+def step_memory(
+    trainer: Trainer, xs, ys, *, key=None, target: str | Target | None = None
+) -> dict[str, Any]:
     """Compiled memory of ``trainer``'s jitted step on a batch shaped like ``(xs, ys)``.
 
     Only shapes are used (:func:`lower_step`); the step is compiled, never run.
 
+        step_memory(trainer, *abstract_batch(6, 128, (32, 32, 3)), target="tpu-v5e")
+
+    Args:
+      trainer: the trainer whose step is measured.
+      xs: inputs ``[T, B, ...]`` (shape and dtype only).
+      ys: labels ``[B]`` (shape and dtype only).
+      key: the PRNG key the train state is initialised from.
+      target: as for :func:`lower_step` (None: the device jax runs on).
+
     Returns:
-      :func:`compiled_memory`'s dict.
+      :func:`compiled_memory`'s dict, plus ``target`` (its name; for None the default
+      platform, e.g. ``"cpu"``) and ``device_memory_bytes`` (one device's memory from the
+      target's published specs; for None the device's own limit where it reports one).
     """
-    return compiled_memory(lower_step(trainer, xs, ys, key=key))
+    target = None if target is None else get_target(target)
+    mem = compiled_memory(lower_step(trainer, xs, ys, key=key, target=target))
+    name, device_memory = _device_memory(target)
+    return {**mem, "target": name, "device_memory_bytes": device_memory}
 
 
 def device_peak_bytes(device=None) -> int | None:
@@ -586,62 +636,72 @@ def tree_bytes(tree) -> int:
 
 
 def measure(
-    model: nn.Module,
-    rule: Rule,
+    trainer: Trainer,
     *,
     T: int,
     batch_size: int,
     input_shape: Sequence[int],
-    loss: Loss | None = None,
-    optimizer: optax.GradientTransformation | None = None,
     dtype=jnp.float32,
     time_steps: int = 0,
     rates: bool | Mapping[str, float] = True,
     rate_batch: int = 8,
     seed: int = 0,
+    target: str | Target | None = None,
 ) -> dict[str, Any]:
-    """All cost figures of one training step of ``model`` under ``rule``.
+    """All cost figures of one training step of ``trainer`` (its model, rule, optimizer, loss).
 
     Memory, MACs and memory access are computed without running training; firing rates
     (for the AC count) come from one forward pass at initial parameters on uniform random
-    input (``rate_batch`` samples), and ``time_steps > 0`` times that many real steps.
+    input (``rate_batch`` samples), and ``time_steps > 0`` times that many real steps. The
+    figures are those of one device: a data-parallel trainer's mesh is not used.
+
+        trainer = snnjax.Trainer(model, rule, snnjax.cost.default_optimizer())
+        measure(trainer, T=6, batch_size=128, input_shape=(32, 32, 3), target="h100")
 
     Args:
-      model: a model over chunks of time, e.g. ``snnjax.models.vgg11_sws(10)``.
-      rule: a :class:`snnjax.rules.Rule`.
+      trainer: a :class:`snnjax.Trainer` (e.g. with :func:`default_optimizer`).
       T: time steps.
       batch_size: samples per batch.
       input_shape: one sample's shape (without T and B).
-      loss: default :func:`snnjax.losses.per_step`.
-      optimizer: default :func:`default_optimizer`.
       dtype: input dtype.
-      time_steps: number of timed real steps (median reported); 0 to skip.
+      time_steps: number of timed real steps (median reported); 0 to skip. Refused for a
+        compile-only target (a GPU or TPU this machine does not have).
       rates: True to measure firing rates, False to skip the AC count, or a mapping
         ``{synapse path: rate}`` to use.
       rate_batch: samples in the firing-rate forward pass.
       seed: for the random inputs and parameters.
+      target: where the memory is compiled for, as for :func:`lower_step` (None: the
+        device jax runs on). MACs and memory access do not depend on it.
 
     Returns:
-      A flat dict: ``rule``, ``T``, ``batch_size``, ``input_shape``, the compiled memory
-      (``temp_bytes``, ``argument_bytes``, ``output_bytes``, ``alias_bytes``,
-      ``memory_bytes``), ``device_peak_bytes`` (None on CPU or untimed), ``macs``,
-      ``forward_macs``, ``backward_macs``, ``trace_ops``, ``forward_acs``,
-      ``forward_nonspike_macs``, ``firing_rate`` (None without rates),
+      A flat dict: ``rule``, ``T``, ``batch_size``, ``input_shape``, ``target``,
+      ``device_memory_bytes``, the compiled memory (``temp_bytes``, ``argument_bytes``,
+      ``output_bytes``, ``alias_bytes``, ``memory_bytes``), ``device_peak_bytes`` (None on
+      CPU or untimed), ``macs``, ``forward_macs``, ``backward_macs``, ``trace_ops``,
+      ``forward_acs``, ``forward_nonspike_macs``, ``firing_rate`` (None without rates),
       ``memory_access_bytes`` and its breakdown under ``memory_access``, ``step_time_s``
       (None untimed), and ``per_layer`` MACs.
 
     Raises:
-      ValueError: for a setting the rule or model cannot run (window > T, wrong rank, ...).
+      ValueError: for a setting the rule or model cannot run (window > T, wrong rank, ...),
+        or timing asked of a compile-only target.
     """
-    loss = per_step() if loss is None else loss
-    optimizer = default_optimizer() if optimizer is None else optimizer
+    model, rule = trainer.model, trainer.rule
+    target = None if target is None else get_target(target)
+    if time_steps > 0 and target is not None and target.compile_only:
+        raise ValueError(
+            f"target {target.name!r} is compile-only: it gives memory, not time; "
+            "use time_steps=0, or time on the device itself (target=None)"
+        )
     input_shape = tuple(int(d) for d in input_shape)
-    _check_inputs(model, rule, loss, T, input_shape)
-    trainer = Trainer(model, rule, optimizer, loss)
+    _check_inputs(model, rule, trainer.loss, T, input_shape)
+    if trainer.mesh is not None:  # one device's figures
+        trainer = Trainer(model, rule, trainer.optimizer, trainer.loss)
     xs, ys = abstract_batch(T, batch_size, input_shape, dtype)
     key = jax.random.key(seed)
-    compiled = lower_step(trainer, xs, ys, key=key).compile()
+    compiled = lower_step(trainer, xs, ys, key=key, target=target).compile()
     mem = compiled_memory(compiled)
+    target_name, device_memory = _device_memory(target)
 
     x_t = jax.ShapeDtypeStruct((batch_size, *input_shape), jnp.dtype(dtype))
     lays = trace_layers(model, rule, x_t)
@@ -677,6 +737,8 @@ def measure(
         "T": T,
         "batch_size": batch_size,
         "input_shape": list(input_shape),
+        "target": target_name,
+        "device_memory_bytes": device_memory,
         **mem,
         "device_peak_bytes": peak,
         "macs": macs["macs"],

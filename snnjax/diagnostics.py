@@ -51,6 +51,8 @@ def compare_gradients(
     """
     reference = rules_lib.bptt() if reference is None else reference
     key = jax.random.key(0) if key is None else key
+    for rule in (reference, *rules):
+        _check_params_cover(rule, model, params)
 
     def grads_of(rule):
         _, _, g = jax.jit(
@@ -71,6 +73,20 @@ def compare_gradients(
             ratio = float(na / nr) if nr > 0 else float("nan")
             rows.append({"rule": rule.name, "param": name, "cosine": cos, "norm_ratio": ratio})
     return rows
+
+
+def _check_params_cover(rule, model, params) -> None:
+    """Refuse, naming them, the parameters ``rule`` adds (Local's auxiliary heads) that
+    ``params`` lacks."""
+    heads = [stage.names.get("head") for stage in rule.stages(model) if stage.names]
+    missing = [h for h in heads if h is not None and h not in params]
+    if missing:
+        raise ValueError(
+            f"compare_gradients: rule {rule.name} needs parameters that params lacks: "
+            f"{', '.join(repr(m) for m in missing)} (Local's auxiliary heads). Initialise "
+            "them with that rule and merge: params = {**rule.init(model, key, xs[0])[0], "
+            "**params}"
+        )
 
 
 def compare_gradients_cli(

@@ -144,7 +144,10 @@ def _progress(iterable, total, desc, enabled):
         return iterable
     from tqdm.auto import tqdm
 
-    return tqdm(iterable, total=total, desc=desc, leave=False, dynamic_ncols=True)
+    # disable=None: no bar where stderr is not a terminal (a pipe or a log file would keep
+    # every redraw of it).
+    return tqdm(iterable, total=total, desc=desc, leave=False, dynamic_ncols=True,
+                disable=None)
 
 
 # Config fields that may differ between a run and its resumption (they do not change
@@ -274,11 +277,11 @@ def step_memory(cfg: TrainConfig) -> dict:
 def train_and_evaluate(cfg: TrainConfig, *, progress: bool = True, log=None) -> dict:
     """Train ``cfg.model`` on ``cfg.dataset`` with ``cfg.rule``; return the results dict.
 
-    Keys: ``config``, ``history`` (per epoch: ``loss``, ``train_accuracy``,
-    ``test_accuracy``), ``final_test_accuracy`` (fraction), ``step_time_s`` (median seconds of
-    a jitted training step, compile excluded), ``compiled_memory_bytes`` (temporaries +
-    arguments + outputs of the compiled step), ``compiled_memory`` (the breakdown) and
-    ``devices`` (data-parallel device count).
+    Keys: ``config``, ``history`` (per epoch: ``loss``, the readout's also under Local,
+    ``train_accuracy``, ``test_accuracy``), ``final_test_accuracy`` (fraction),
+    ``step_time_s`` (median seconds of a jitted training step, compile excluded),
+    ``compiled_memory_bytes`` (temporaries + arguments + outputs of the compiled step),
+    ``compiled_memory`` (the breakdown) and ``devices`` (data-parallel device count).
 
     Data parallel over ``cfg.devices`` devices (all by default; multi-host with
     ``cfg.distributed``). With ``cfg.checkpoint_dir``, a checkpoint at the end of every epoch

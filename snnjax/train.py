@@ -143,18 +143,21 @@ def check_finite(metrics: dict, *, where: str = "") -> None:
 
 def _train_step(ts: TrainState, xs, ys, *, model, rule, optimizer, loss):
     key, step_key = jax.random.split(ts.key)
-    params, opt_state, state, value, logits = rule.update(
+    params, opt_state, value, aux = rule.update_with_aux(
         model, ts.params, ts.opt_state, ts.state, xs, ys,
         loss=loss, key=step_key, optimizer=optimizer,
     )
-    accuracy = jnp.mean(jnp.argmax(logits, axis=-1) == ys)
-    new = TrainState(params, opt_state, state, ts.step + 1, key)
+    accuracy = jnp.mean(jnp.argmax(aux.logits, axis=-1) == ys)
+    new = TrainState(params, opt_state, aux.state, ts.step + 1, key)
+    # Under Local the value minimised sums every block's head's loss; "loss" is the
+    # readout's, comparable with other rules' (each head's: rule.value_and_grad's aux).
+    heads = aux.head_losses
     # Health flags for check_finite: cheap reductions, fetched with the loss.
     return new, {
-        "loss": value,
+        "loss": value if heads is None else heads[-1],
         "accuracy": accuracy,
         "inputs_finite": all_finite(xs),
-        "update_finite": all_finite((params, opt_state, state)),
+        "update_finite": all_finite((params, opt_state, aux.state)),
     }
 
 
@@ -264,8 +267,11 @@ class Trainer:
     def step(self, ts: TrainState, xs, ys, *, check: bool = True):
         """One jitted training step on ``xs [T, B, ...]``, ``ys [B]``.
 
-        Returns ``(new TrainState, metrics)``; metrics hold ``loss`` and ``accuracy`` of the
-        batch and the health flags ``inputs_finite`` and ``update_finite`` (give them to
+        Returns ``(new TrainState, metrics)``; metrics hold ``loss`` (the readout's loss,
+        Σ over T: under Local not the value minimised, which sums every block's head's
+        loss, but the one comparable with other rules; each head's is in
+        ``rule.value_and_grad``'s ``aux.head_losses``) and ``accuracy`` of the batch, and
+        the health flags ``inputs_finite`` and ``update_finite`` (give them to
         :func:`check_finite`). ``ts`` is donated: do not use it afterwards.
         """
         if check:
@@ -303,55 +309,8 @@ class Trainer:
             total += len(ys)
         return correct / max(total, 1)
 
-    def cost(
-        self,
-        T: int,
-        batch_size: int,
-        input_shape,
-        *,
-        dtype=jnp.float32,
-        time_steps: int = 0,
-        rates=True,
-        rate_batch: int = 8,
-        seed: int = 0,
-    ) -> dict:
-        """Cost figures of this trainer's step on batches ``[T, batch_size, *input_shape]``.
-
-        :func:`snnjax.cost.measure` with this trainer's model, rule, optimizer and loss:
-        compiled memory (compile only), analytic MACs and memory access, and with
-        ``time_steps > 0`` the median time of that many real steps. The figures are those of
-        one device: a data-parallel trainer's mesh is not used.
-
-            trainer.cost(T=6, batch_size=32, input_shape=(32, 32, 3))["memory_bytes"]
-
-        Args:
-          T: time steps.
-          batch_size: samples per batch.
-          input_shape: one sample's shape (without T and B).
-          dtype: input dtype (as for :func:`snnjax.cost.measure`, like the rest).
-          time_steps: number of timed real steps (median reported); 0 to skip.
-          rates: measure firing rates (True), skip the AC count (False), or a mapping
-            ``{synapse path: rate}``.
-          rate_batch: samples in the firing-rate forward pass.
-          seed: for the random inputs and parameters.
-
-        Returns:
-          :func:`snnjax.cost.measure`'s flat dict.
-
-        Raises:
-          ValueError: for a setting the rule, loss or model cannot run (window or K > T,
-            the rate loss with a rule other than BPTT, a wrong input rank).
-        """
-        from snnjax import cost  # cost imports this module
-
-        return cost.measure(
-            self.model, self.rule, T=T, batch_size=batch_size, input_shape=input_shape,
-            loss=self.loss, optimizer=self.optimizer, dtype=dtype, time_steps=time_steps,
-            rates=rates, rate_batch=rate_batch, seed=seed,
-        )
-
     def lower(self, ts: TrainState, xs, ys):
-        """The lowered (not yet compiled) training step, for cost analysis."""
+        """The lowered (not yet compiled) training step, for cost analysis (:mod:`snnjax.cost`)."""
         dp = self.data_parallel
         if dp is not None:  # only shapes matter; numpy inputs cannot carry a sharding
             xs = jax.ShapeDtypeStruct(np.shape(xs), jnp.result_type(xs), sharding=dp.xs_sharding)

@@ -4,6 +4,8 @@ import os
 
 # Must be set before jax is imported anywhere.
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# Compile-only TPU targets hold no chip: let both test workers load libtpu.
+os.environ.setdefault("ALLOW_MULTIPLE_LIBTPU_LOAD", "1")
 if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = (
         os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4"

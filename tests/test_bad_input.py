@@ -116,6 +116,17 @@ def test_ottt_refuses_a_max_pool_model():
         trainer.step(ts, xs, ys)
 
 
+def test_compare_gradients_names_the_heads_that_params_lack():
+    xs, ys = _batch()
+    model = sj.models.mlp(10, hidden=(8, 8))
+    params, state = sj.rules.bptt().init(model, jax.random.key(0), jnp.asarray(xs[0]))
+    rule = sj.rules.local(sj.rules.bptt(), block_size=1)
+    with pytest.raises(ValueError, match=r"rule local\(bptt\) needs parameters that params "
+                                         r"lacks: 'aux_head_0' .*rule.init"):
+        sj.diagnostics.compare_gradients(model, [rule], params, state, jnp.asarray(xs),
+                                         jnp.asarray(ys))
+
+
 # -- in the step: what only shows once it runs (check=False, or multi-host arrays) -------
 
 
@@ -233,22 +244,118 @@ def _stop_before_training(monkeypatch):
     monkeypatch.setattr(experiment, "train_and_evaluate", stop)
 
 
-@pytest.mark.parametrize(
-    "args, warning",
-    [
-        (["--rule", "local", "--hidden", "8,8", "--block-size", "2"],
-         "mlp has 2 units, so --block-size 2 makes one block: local is plain BPTT"),
-        (["--rule", "tbptt-local", "--hidden", "8"],
-         "mlp has 1 unit, so --block-size 1 makes one block: tbptt-local is plain TBPTT"),
-        (["--rule", "local", "--hidden", "8,8", "--block-size", "1"], None),
-    ],
-)
+ONE_BLOCK = [
+    (["--rule", "local", "--hidden", "8,8", "--block-size", "2"],
+     "SpikingSequential has 2 units, so block_size=2 makes one block: local(bptt) is plain "
+     "bptt"),
+    (["--rule", "tbptt-local", "--hidden", "8"],
+     "SpikingSequential has 1 unit, so block_size=1 makes one block: local(tbptt(k=2)) is "
+     "plain tbptt(k=2)"),
+    (["--rule", "local", "--hidden", "8,8", "--block-size", "1"], None),
+]
+
+
+@pytest.mark.parametrize("args, warning", ONE_BLOCK)
 def test_one_local_block_warns_that_it_is_the_inner_rule(args, warning, monkeypatch, capsys):
-    _stop_before_training(monkeypatch)
+    from snnjax import experiment
+
+    def stop(*args, **kwargs):  # the trainer has initialised; nothing has compiled
+        raise ValueError("stopped before training")
+
+    monkeypatch.setattr(experiment, "compiled_memory", stop)
     assert cli.main(["train", *TINY, *args]) == 2
     err = capsys.readouterr().err.splitlines()
     assert err[-1].startswith("snnjax: error: stopped before training")
     assert err[:-1] == ([f"snnjax: warning: {warning}"] if warning else [])
+
+
+@pytest.mark.parametrize("hidden, block_size, one", [((8,), 1, True), ((8, 8), 2, True),
+                                                      ((8, 8), 1, False)])
+def test_one_local_block_warns_in_python_as_on_the_command_line(hidden, block_size, one,
+                                                                caplog):
+    model = sj.models.mlp(10, hidden=hidden)
+    rule = sj.rules.local(sj.rules.bptt(), block_size=block_size)
+    with caplog.at_level("WARNING", logger="snnjax"):
+        rule.init(model, jax.random.key(0), jnp.ones((4, 8, 8, 1)))
+    said = [r.getMessage() for r in caplog.records if "makes one block" in r.getMessage()]
+    assert said == ([f"SpikingSequential has {len(hidden)} unit{'s' * (len(hidden) > 1)}, so "
+                     f"block_size={block_size} makes one block: local(bptt) is plain bptt"]
+                    if one else [])
+
+
+# -- folders the run cannot write: refused before training ------------------------------
+# `chmod` does not stop root (the tests may run as root), so the unwritable folders are
+# ones nobody can write: a plain file in the way of a folder, an existing folder of /proc,
+# and, where this process may mount, a read-only tmpfs (the case the checks are for).
+
+
+@pytest.fixture
+def read_only_mount(tmp_path):
+    """An existing, empty folder on a read-only tmpfs mount (skipped where mounting is not
+    allowed)."""
+    import shutil
+    import subprocess
+
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    mount = shutil.which("mount")
+    if mount is None:
+        pytest.skip("no mount command")
+    made = subprocess.run([mount, "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(folder)],
+                          capture_output=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount here: {made.stderr.decode().strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+def _unwritable(kind: str, tmp_path, request) -> tuple[str, str]:
+    """``(folder, what the error says of it)``."""
+    if kind == "read-only mount":
+        return str(request.getfixturevalue("read_only_mount")), "Read-only file system"
+    if kind == "file in the way":
+        (tmp_path / "plain-file").write_text("not a folder")
+        return str(tmp_path / "plain-file" / "sub"), "Not a directory"
+    return "/proc", "cannot write"  # an existing folder where no one can create a file
+
+
+KINDS = ["read-only mount", "file in the way", "/proc"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_an_unwritable_checkpoint_dir_is_one_line_before_training(kind, tmp_path, request,
+                                                                   monkeypatch, capsys):
+    folder, why = _unwritable(kind, tmp_path, request)
+    _stop_before_training(monkeypatch)
+    assert cli.main(["train", *TINY, "--checkpoint-dir", folder]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("snnjax: error: cannot ") and folder in err and why in err, err
+    assert "checkpoints" in err and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_an_unwritable_checkpoint_dir_is_refused_by_the_python_api(kind, tmp_path, request):
+    from snnjax.checkpoint import Checkpointer
+
+    folder, why = _unwritable(kind, tmp_path, request)
+    with pytest.raises(ValueError, match="^cannot .*checkpoints") as err:
+        Checkpointer(folder)
+    assert folder in str(err.value) and why in str(err.value), err.value
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_out_in_an_unwritable_folder_is_one_line_before_training(kind, tmp_path, request,
+                                                                  monkeypatch, capsys):
+    folder, why = _unwritable(kind, tmp_path, request)
+    _stop_before_training(monkeypatch)
+    out = f"{folder}/run.json"
+    assert cli.main(["train", *TINY, "--out", out]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"snnjax: error: cannot write {out}") and err.count("\n") == 1, err
+    if kind != "file in the way":  # there the folder is missing: "does not exist"
+        assert why in err, err
 
 
 def test_cli_reports_nan_in_the_dataset(monkeypatch, capsys):

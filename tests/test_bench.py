@@ -183,6 +183,13 @@ def test_plan_rows_with_injected_non_monotone_memory():
     assert by["bptt"]["max_batch"] == 10
 
 
+def test_sizes_read_in_a_sensible_binary_unit():
+    assert bench._size(512) == "512 B"
+    assert bench._size(4e6) == "3.81 MiB"  # --budget 4MB
+    assert bench._size(15000) == "14.65 KiB"
+    assert bench._size(40 * 2**30) == "40.00 GiB"
+
+
 def test_plan_rows_cap_and_nothing_fits():
     memory = _fake_memory([])
     rule_list = [("tbptt", rules.tbptt(3))]
@@ -207,6 +214,9 @@ def test_cost_cli_writes_json_and_png_consistent_with_memory_analysis(tmp_path, 
     assert rc == 0
     text = capsys.readouterr().out
     assert "temp MiB" in text and "sltt" in text
+    # One unit family: binary MiB for every byte column, never decimal MB beside them.
+    header = text.splitlines()[1]
+    assert "access MiB" in header and " MB" not in text, text
     rows = json.loads(out.read_text())
     assert [(r["rule"], r["T"]) for r in rows] == [
         ("bptt", 2), ("bptt", 4), ("sltt", 2), ("sltt", 4)
@@ -269,6 +279,8 @@ def test_plan_cli(tmp_path, capsys):
     (row,) = json.loads(out.read_text())
     text = capsys.readouterr().out
     assert "max T" in text and "every value tested up to v fits" in text
+    assert "budget 15,000 bytes (14.65 KiB)" in text, text  # not "(0.00 GiB)"
+    assert f"max T {row['max_T']} ({bench._size(row['memory_at_max_T'])})" in text, text
     assert 4 <= row["max_T"] < 8 and not row["max_T_capped"]
     assert row["memory_at_max_T"] <= 15000
     trainer = Trainer(models.mlp(10, hidden=(16,)), rules.bptt(), cost.default_optimizer())

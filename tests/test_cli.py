@@ -34,6 +34,15 @@ def test_default_train_reaches_stated_accuracy(default_run):
     assert "final test accuracy" in proc.stdout
 
 
+def test_piped_output_keeps_no_progress_bar(default_run):
+    # Run with its output piped (as into a log file): one line per epoch, no bar's redraws.
+    proc, result = default_run
+    epochs = [line for line in proc.stdout.splitlines() if line.startswith("epoch ")]
+    assert len(epochs) == result["config"]["epochs"], proc.stdout
+    assert "it/s" not in proc.stderr and "\r" not in proc.stderr + proc.stdout, proc.stderr
+    assert not any(f"epoch {e}/" in proc.stderr for e in (1, result["config"]["epochs"]))
+
+
 def test_results_json_keys(default_run):
     _, result = default_run
     assert result["config"]["rule"] == "bptt" and result["config"]["dataset"] == "digits"

@@ -126,8 +126,8 @@ def test_memory_access_hand_count():
 
 def test_measure_memory_equals_memory_analysis():
     T, model, rule = 3, models.mlp(C, hidden=(H,)), rules.sltt()
-    got = cost.measure(model, rule, T=T, batch_size=B, input_shape=(D,), rates=False)
     trainer = Trainer(model, rule, cost.default_optimizer())
+    got = cost.measure(trainer, T=T, batch_size=B, input_shape=(D,), rates=False)
     xs, ys = jnp.zeros((T, B, D)), jnp.zeros((B,), jnp.int32)
     ts = trainer.init(jax.random.key(1), xs)
     m = jax.jit(trainer.train_step, donate_argnums=0).lower(ts, xs, ys).compile()
@@ -144,7 +144,8 @@ def test_measure_memory_equals_memory_analysis():
 
 def test_measure_rates_and_timing():
     model = models.mlp(C, hidden=(H,))
-    got = cost.measure(model, rules.ottt(), T=2, batch_size=B, input_shape=(D,), time_steps=2)
+    got = cost.measure(Trainer(model, rules.ottt(), cost.default_optimizer()), T=2,
+                       batch_size=B, input_shape=(D,), time_steps=2)
     assert 0.0 <= got["firing_rate"] <= 1.0
     # The readout is the only synapse on spikes: at most its MACs become ACs.
     assert 0 <= got["forward_acs"] <= 2 * 3 * 16 * 10
@@ -156,7 +157,8 @@ def test_measure_rates_and_timing():
 def test_measure_rejects_impossible_settings():
     model = models.mlp(C, hidden=(H,))
     with pytest.raises(ValueError, match="window"):
-        cost.measure(model, rules.tbptt(4), T=2, batch_size=B, input_shape=(D,), rates=False)
+        cost.measure(Trainer(model, rules.tbptt(4), cost.default_optimizer()), T=2,
+                     batch_size=B, input_shape=(D,), rates=False)
     with pytest.raises(ValueError, match="rank"):
-        cost.measure(models.cnn(C), rules.bptt(), T=2, batch_size=B, input_shape=(D,),
-                     rates=False)
+        cost.measure(Trainer(models.cnn(C), rules.bptt(), cost.default_optimizer()), T=2,
+                     batch_size=B, input_shape=(D,), rates=False)

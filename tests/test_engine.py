@@ -164,6 +164,31 @@ def test_default_pieces_give_each_synapse_op_enough_rows():
                    plan=plan)
 
 
+def test_local_reports_the_readouts_loss_and_each_heads(mlp):
+    # Local minimises the sum of its heads' losses; what a user compares with other rules is
+    # the readout's: the trainer reports that as "loss"; value_and_grad gives each head's.
+    from snnjax import train
+
+    model, params, state, xs, ys = mlp
+    rule = rules.local(rules.bptt(), block_size=1)
+    lparams, _ = rule.init(model, jax.random.key(2), xs[0])
+    lparams = {**params, "aux_head_0": to64(lparams["aux_head_0"])}
+    loss, aux, _ = grads(rule, model, lparams, state, xs, ys)
+    readout_loss, bptt_aux, _ = grads(rules.bptt(), model, params, state, xs, ys)
+    assert bptt_aux.head_losses is None  # one piece: the loss is the readout's
+    chex.assert_shape(aux.head_losses, (2,))
+    assert float(aux.head_losses[-1]) == pytest.approx(float(readout_loss), rel=1e-12)
+    assert float(aux.head_losses.sum()) == pytest.approx(float(loss), rel=1e-12)
+    assert float(aux.head_losses[0]) > 0.5 * float(readout_loss)  # a head, not a zero
+
+    opt = optax.sgd(0.0)
+    ts = train.TrainState(lparams, opt.init(lparams), state, jnp.zeros((), jnp.int32),
+                          jax.random.key(3))
+    _, metrics = jax.jit(lambda ts: train._train_step(ts, xs, ys, model=model, rule=rule,
+                                                      optimizer=opt, loss=LOSS))(ts)
+    assert float(metrics["loss"]) == pytest.approx(float(readout_loss), rel=1e-12)
+
+
 def _loop(model, params, state, xs, ys, rngs):
     """SLTT by a Python loop over the model, one step at a time, the state cut each step."""
     neuron = jax.tree.map(jnp.zeros_like, model.init(jax.random.key(0), xs[:1])["neuron"])
@@ -294,6 +319,100 @@ def test_plif_under_ottt_is_refused_naming_the_layer():
             model, p, state, xs, jnp.zeros(B, jnp.int32), loss=LOSS), params)
 
 
+class RawTracedNet(nn.Module):
+    """The first synapse, on the raw input, left at traced=True (Dense's default)."""
+
+    @nn.compact
+    def __call__(self, xs, train: bool = False):
+        s = neurons.LIF(NEURON)(layers.Dense(H1, name="input_dense")(xs))
+        return layers.Dense(C, trace_decay=NEURON.decay)(s)
+
+
+@pytest.mark.parametrize("online", [False, True])
+def test_traced_synapse_on_the_raw_input_under_ottt_is_refused_naming_it(online):
+    # SPEC §3: the first layer's factor is x[t] itself; a trace of x would change its
+    # gradient silently.
+    model, rule = RawTracedNet(), rules.ottt(online=online)
+    xs = jnp.ones((T, B, D))
+    params, state = rule.init(model, jax.random.key(0), xs[0])
+    with pytest.raises(ValueError, match=r"OTTT cannot train synapse 'input_dense' \(Dense\): "
+                                         r"it reads the raw input.*traced=False"):
+        jax.eval_shape(lambda p: rule.value_and_grad(
+            model, p, state, xs, jnp.zeros(B, jnp.int32), loss=LOSS), params)
+
+
+IF_NEURON = LIFParams(surrogate=surrogate.sigmoid(4.0))
+
+
+class IFNet(nn.Module):
+    """Dense on the raw input → IF (λ = 1) → readout Dense with the given trace decay."""
+
+    trace_decay: float = 0.5  # layers.Dense's default
+
+    @nn.compact
+    def __call__(self, xs, train: bool = False):
+        s = neurons.IF(IF_NEURON, name="if")(layers.Dense(H1, traced=False, name="hidden")(xs))
+        return layers.Dense(C, trace_decay=self.trace_decay, name="readout")(s)
+
+
+def _if_problem(model):
+    xs = jax.random.uniform(jax.random.key(11), (T, B, D), jnp.float64, 0.0, 1.0)
+    ys = jnp.asarray([2, 0, 1])
+    params, state = rules.bptt().init(model, jax.random.key(12), xs[0])
+    return jax.tree.map(lambda p: 1.3 * p, to64(params)), state, xs, ys
+
+
+def test_ottt_refuses_a_trace_decay_other_than_the_neurons_before_it():
+    model = IFNet()  # the readout keeps Dense's default 0.5 behind an IF neuron
+    params, state, xs, ys = _if_problem(model)
+    with pytest.raises(ValueError, match=r"synapse 'readout' \(Dense\): its trace decays with "
+                                         r"trace_decay=0.5, but the neuron before it, 'if' "
+                                         r"\(IF\), has λ = 1.*trace_decay=1"):
+        grads(rules.ottt(), model, params, state, xs, ys)
+
+
+def test_ottt_behind_an_if_neuron_is_the_explicit_trace_sum_with_lambda_one():
+    model = IFNet(trace_decay=1.0)
+    params, state, xs, ys = _if_problem(model)
+    _, _, g = grads(rules.ottt(), model, params, state, xs, ys)
+    W1, b1 = params["hidden"]["kernel"], params["hidden"]["bias"]
+    W2, b2 = params["readout"]["kernel"], params["readout"]["bias"]
+    dsig, onehot, m = IF_NEURON.surrogate.derivative, jax.nn.one_hot(ys, C), LOSS.mse
+    v, a = jnp.zeros((B, H1)), jnp.zeros((B, H1))
+    gw1, gw2 = jnp.zeros_like(W1), jnp.zeros_like(W2)
+    for t in range(T):
+        u = v + xs[t] @ W1 + b1  # IF: no leak
+        s = (u >= 1.0).astype(u.dtype)
+        v = u - s
+        a = 1.0 * a + s  # â[t] with λ = 1
+        o = s @ W2 + b2
+        d2 = ((1 - m) * (jax.nn.softmax(o) - onehot) / B + m * 2 * (o - onehot) / (B * C)) / T
+        d1 = (d2 @ W2.T) * dsig(u - 1.0)
+        gw2, gw1 = gw2 + a.T @ d2, gw1 + xs[t].T @ d1
+    assert float(jnp.abs(a).max()) > 1.0  # spikes accumulated: λ matters
+    close(g["readout"]["kernel"], gw2)
+    close(g["hidden"]["kernel"], gw1)
+
+
+class FlaxBatchNormNet(nn.Module):
+    @nn.compact
+    def __call__(self, xs, train: bool = False):
+        h = nn.BatchNorm(use_running_average=not train, name="flax_bn")(
+            layers.Dense(H1, traced=False)(xs))
+        return layers.Dense(C, trace_decay=NEURON.decay)(neurons.LIF(NEURON)(h))
+
+
+def test_flax_batch_norm_is_warned_about():
+    # docs/models.md: flax's BatchNorm pools the statistics over a chunk's steps.
+    model = FlaxBatchNormNet()
+    xs = jnp.ones((T, B, D))
+    params, state = rules.sltt().init(model, jax.random.key(0), xs[0])
+    with pytest.warns(UserWarning, match=r"'flax_bn' \(BatchNorm\) is flax.linen.BatchNorm.*"
+                                         r"snnjax.layers.BatchNorm"):
+        jax.eval_shape(lambda p: rules.sltt().value_and_grad(
+            model, p, state, xs, jnp.zeros(B, jnp.int32), loss=LOSS), params)
+
+
 class UntracedNet(nn.Module):
     @nn.compact
     def __call__(self, xs, train: bool = False):
@@ -420,6 +539,8 @@ def test_chunk_longer_than_T_is_one_chunk(mlp):
 def test_memory_class_is_data():
     assert rules.bptt().memory == "O(T)" and rules.tbptt(3).memory == "O(k)"
     assert rules.sltt().memory == "O(1)" and rules.sltt(chunk=8).memory == "O(chunk)"
+    # SLTT-K keeps its K steps' states for the batched replay: flat in T, growing with K.
+    assert rules.sltt_k(2).memory == "O(K)" and rules.sltt_k(2, chunk=4).memory == "O(K + chunk)"
     assert rules.local(rules.tbptt(2), block_size=1).memory == "O(k) per block"
 
 

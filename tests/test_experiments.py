@@ -115,6 +115,17 @@ def test_unknown_names_are_clear_errors():
         common.Experiment("x", "x", "x", "small", (run, run))
 
 
+@pytest.mark.parametrize("name", ["ottt", "guo_sweep"])
+def test_smoke_preset_does_not_describe_itself_as_the_small_one(name):
+    exp = run_lib.load(name, "smoke")
+    assert exp.title.endswith("(smoke preset)") and "small preset" not in exp.title
+    assert exp.notes.startswith("Smoke preset: ") and "8 epochs" not in exp.notes
+    payload = {"experiment": run_lib._describe(exp), "runs": []}
+    text = report.section(payload, [], ".")
+    assert "Small preset:" not in text and "(small preset)" not in text, text
+    assert "8 epochs" not in text and "one epoch" in text, text
+
+
 def test_smoke_shrinks_but_keeps_the_comparison():
     small = run_lib.load("guo_sweep", "small")
     smoke = run_lib.load("guo_sweep", "smoke")

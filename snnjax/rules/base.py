@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from typing import Any
 
 import chex
@@ -29,7 +30,7 @@ import flax.linen as nn
 import jax
 import optax
 
-from snnjax.layers import Conv, Dense
+from snnjax.layers import TRACE_ERROR, Conv, Dense, MaxPool
 from snnjax.losses import Loss
 from snnjax.neurons import SpikingNeuron
 from snnjax.rules.engine import TRANSIENT, Aux, Plan, Stage, resolve_pieces, run
@@ -135,8 +136,18 @@ class Rule:
     def update(self, model, params, opt_state, state, xs, ys, *, loss, key, optimizer):
         """One training step on a batch: ``(params, opt_state, state, loss, logits)``.
 
-        ``logits`` are the readout's outputs summed over time, ``[B, classes]``.
+        ``loss`` is the value minimised (under Local, the sum of every head's loss); ``logits``
+        are the readout's outputs summed over time, ``[B, classes]``.
         """
+        params, opt_state, value, aux = self.update_with_aux(
+            model, params, opt_state, state, xs, ys, loss=loss, key=key, optimizer=optimizer)
+        return params, opt_state, aux.state, value, aux.logits
+
+    def update_with_aux(self, model, params, opt_state, state, xs, ys, *, loss, key,
+                        optimizer):
+        """:meth:`update`, returning ``(params, opt_state, loss, aux)``: the
+        :class:`~snnjax.rules.engine.Aux` holds the new state, the logits and, under Local,
+        each head's loss."""
         if optimizer is None:
             raise ValueError(f"rule {self.name} needs an optax optimizer to update parameters")
         plan, stages = self._prepare(model, params, state, xs, ys, loss)
@@ -147,7 +158,7 @@ class Rule:
         if not plan.online:
             updates, new_opt_state = optimizer.update(grads, opt_state, params)
             new_params = optax.apply_updates(params, updates)
-        return new_params, new_opt_state, aux.state, value, aux.logits
+        return new_params, new_opt_state, value, aux
 
 
 @dataclasses.dataclass(frozen=True)
@@ -217,7 +228,10 @@ class Temporal(Rule):
     def memory(self) -> str:
         if not self.cut:
             return "O(T)" if self.window is None else "O(k)"
-        return "O(1)" if (self.chunk or 1) == 1 else "O(chunk)"
+        chunked = (self.chunk or 1) > 1
+        if self.K is not None:  # the K selected steps' states, replayed as one batch
+            return "O(K + chunk)" if chunked else "O(K)"
+        return "O(chunk)" if chunked else "O(1)"
 
     @property
     def rate_loss_ok(self) -> bool:
@@ -307,6 +321,10 @@ def check_model(stages, params, state, xs, plan: Plan) -> int:
 
     def probe(next_fun, args, kwargs, context):
         nonlocal rows
+        if context.method_name == "__call__" and plan.traces and isinstance(
+                context.module, MaxPool):
+            raise ValueError(f"OTTT cannot train through {_layer(context.module)}: "
+                             + TRACE_ERROR)
         out = next_fun(*args, **kwargs)
         if context.method_name == "__call__":
             calls.append(context.module)
@@ -335,14 +353,36 @@ def check_model(stages, params, state, xs, plan: Plan) -> int:
             )
         if plan.K is not None:
             _check_replayable(new.get("neuron", {}), calls)
+    _warn_flax_batch_norm(calls)
     if plan.traces:
         _check_traced(calls)
     return rows
 
 
+def _warn_flax_batch_norm(calls) -> None:
+    """flax's ``nn.BatchNorm`` pools its statistics over every step of a chunk, so what it
+    computes depends on the schedule (docs/models.md): say so, once per layer."""
+    for module in calls:
+        if isinstance(module, nn.BatchNorm):
+            warnings.warn(
+                f"{_layer(module)} is flax.linen.BatchNorm: in training it pools the "
+                "statistics over all C steps of a chunk, so the result depends on the "
+                "schedule (chunk, window, rule); use snnjax.layers.BatchNorm, which "
+                "normalises each time step by its own batch (docs/models.md)",
+                UserWarning, stacklevel=2,
+            )
+
+
 def _check_traced(calls) -> None:
-    """OTTT's traces: every neuron has a fixed decay, every synapse after one is traced."""
-    seen_neuron = False
+    """OTTT's traces (docs/models.md): every neuron has a fixed decay; the first synapse, on
+    the raw input, is not traced; every synapse after a neuron is traced, with the decay of
+    the neuron called last before it.
+
+    The order is the order of the calls: the neuron "before" a synapse is the last one
+    that ran before it.
+    """
+    last_neuron = None
+    first_synapse = True
     for module in calls:
         if isinstance(module, SpikingNeuron):
             if not module.fixed_decay:
@@ -350,11 +390,32 @@ def _check_traced(calls) -> None:
                     f"OTTT cannot train neuron {_layer(module)}: its decay is learnable, and "
                     "OTTT's presynaptic trace assumes a fixed λ (docs/rules.md)"
                 )
-            seen_neuron = True
-        elif seen_neuron and _kernel_holder(module):
-            if not (isinstance(module, (Dense, Conv)) and module.traced):
-                raise ValueError(
-                    f"OTTT cannot train synapse {_layer(module)}: it sits after a spiking "
-                    "neuron but keeps no presynaptic trace, so its weight gradient would be "
-                    "SLTT's. Use snnjax.layers.Dense/Conv (traced=True) (docs/models.md)"
-                )
+            last_neuron = module
+            continue
+        if not _kernel_holder(module):
+            continue
+        traced = isinstance(module, (Dense, Conv)) and module.traced
+        if first_synapse and last_neuron is None and traced:
+            raise ValueError(
+                f"OTTT cannot train synapse {_layer(module)}: it reads the raw input (no "
+                "spiking neuron runs before it), whose factor in the weight gradient is the "
+                "input x[t] itself, but it keeps a presynaptic trace. Build it with "
+                "traced=False (docs/models.md)"
+            )
+        first_synapse = False
+        if last_neuron is None:
+            continue
+        if not traced:
+            raise ValueError(
+                f"OTTT cannot train synapse {_layer(module)}: it sits after a spiking "
+                "neuron but keeps no presynaptic trace, so its weight gradient would be "
+                "SLTT's. Use snnjax.layers.Dense/Conv (traced=True) (docs/models.md)"
+            )
+        decay = last_neuron.trace_decay
+        if not math.isclose(module.trace_decay, decay, rel_tol=1e-6, abs_tol=1e-12):
+            raise ValueError(
+                f"OTTT cannot train synapse {_layer(module)}: its trace decays with "
+                f"trace_decay={module.trace_decay:g}, but the neuron before it, "
+                f"{_layer(last_neuron)}, has λ = {decay:g}, so its weight gradient would use "
+                f"the wrong trace. Build it with trace_decay={decay:g} (docs/models.md)"
+            )

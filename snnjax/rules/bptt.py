@@ -16,9 +16,12 @@ def bptt(*, chunk: int | None = None) -> Temporal:
 
     Args:
       chunk: steps per application of the model (docs/schedules.md: the same gradient for every
-        chunk). None (default): one chunk of T, each synapse one op over all ``T·B``
-        samples and each neuron scanning its own recursion: the fastest. Smaller chunks
-        run as a ``lax.scan`` over chunks: the same stored residuals, but the backward's
-        temporaries are those of one chunk (``chunk=1``: the per-step scan, least memory).
+        chunk). None (default): pieces chosen from the model
+        (:func:`~snnjax.rules.engine.piece_length`): each piece long enough that its largest
+        synapse op has enough rows to be bound by arithmetic, not by reading its weights,
+        i.e. one step on conv nets at usual batch sizes and ``⌈1024 / B⌉`` steps on dense
+        ones. An integer fixes the piece length; ``chunk=T`` is one op over all ``T·B``
+        samples per synapse. Pieces run as a ``lax.scan``: the same stored residuals, but
+        the backward's temporaries are those of one piece.
     """
     return Temporal(chunk=chunk)

@@ -42,18 +42,20 @@ TRANSIENT = ("neuron", "trace")  # reset to zero for every batch
 
 
 class Aux(tuple):
-    """What a rule returns besides loss and gradients: ``(logits, state)``.
+    """What a rule returns besides loss and gradients: ``(logits, state, head_losses)``.
 
     Attributes:
       logits: the readout's logits summed over time, ``[B, C]`` (argmax is the prediction;
         the last head under Local).
       state: the updated persistent collections (e.g. ``{"batch_stats": ...}``).
+      head_losses: under Local, each block's head's loss (Σ over T), ``[blocks]``, the last
+        being the readout's (the loss is their sum); None for a model run as one piece.
     """
 
     __slots__ = ()
 
-    def __new__(cls, logits, state):
-        return super().__new__(cls, (logits, state))
+    def __new__(cls, logits, state, head_losses=None):
+        return super().__new__(cls, (logits, state, head_losses))
 
     @property
     def logits(self):
@@ -62,6 +64,10 @@ class Aux(tuple):
     @property
     def state(self):
         return self[1]
+
+    @property
+    def head_losses(self):
+        return self[2]
 
 
 jax.tree_util.register_pytree_node(Aux, lambda a: (tuple(a), None), lambda _, c: Aux(*c))
@@ -274,7 +280,8 @@ def run(
     """Loss, aux, gradients (and in-loop updates) of one batch ``xs [T, B, ...]``, ``ys [B]``.
 
     Returns:
-      ``(loss, Aux, grads, params, opt_state)``: loss is Σ over all T steps (and heads);
+      ``(loss, Aux, grads, params, opt_state)``: loss is Σ over all T steps (and heads,
+      each head's in ``Aux.head_losses``);
       grads the sum over chunks at fixed parameters (with ``plan.online``, the sum of the
       gradients each update used); params and opt_state after the in-loop updates (the
       inputs when ``plan.online`` is False).
@@ -326,8 +333,9 @@ def run(
         return value, (feat, logits.sum(axis=0), carry, extra)
 
     def grad_chunk(p, carries, xw):
-        """Every stage on one chunk, in order, each differentiated before the next runs."""
-        x, total, grads, new_carries, logits = xw, 0.0, {}, [], None
+        """Every stage on one chunk, in order, each differentiated before the next runs.
+        Returns the stages' losses ``[stages]``, the logits, carries and gradients."""
+        x, values, grads, new_carries, logits = xw, [], {}, [], None
         for i, stage in enumerate(stages):
             (value, (feat, logits, carry, _)), g = jax.value_and_grad(
                 lambda q, c, xi: stage_fn(stage, q, c, xi, r), has_aux=True
@@ -338,14 +346,14 @@ def run(
                 feat = _after(feat, g)
             grads = stage.put(grads, g)
             x = jax.lax.stop_gradient(feat)
-            total = total + value
+            values.append(value)
             new_carries.append(carry)
-        return total, logits, new_carries, grads
+        return jnp.stack(values), logits, new_carries, grads
 
     def forward_chunk(p, carries, xw, record: bool):
         """Every stage on one chunk without differentiation; with ``record``, the states
         entering each step and each stage's input."""
-        x, total, new_carries, hist, inputs, logits = xw, 0.0, [], [], [], None
+        x, values, new_carries, hist, inputs, logits = xw, [], [], [], [], None
         for i, stage in enumerate(stages):
             inputs.append(x)
             value, (feat, logits, carry, extra) = stage_fn(
@@ -354,9 +362,9 @@ def run(
             )
             hist.append(extra.get("history", {}))
             x = feat
-            total = total + value
+            values.append(value)
             new_carries.append(carry)
-        return total, logits, new_carries, hist, inputs
+        return jnp.stack(values), logits, new_carries, hist, inputs
 
     zeros_like_shape = lambda s: jnp.zeros(s.shape, s.dtype)  # noqa: E731
 
@@ -395,7 +403,17 @@ def run(
     if not online:
         (g_sum,) = unstandardize(g_sum)
         p = params
-    return l_sum, Aux(logits, _new_state(stages, state, carries)), g_sum, p, o_state
+    return _total(l_sum), _aux(logits, stages, state, carries, l_sum), g_sum, p, o_state
+
+
+def _total(losses):
+    """The loss: the stages' losses ``[stages]`` summed (one stage: its loss, exactly)."""
+    return losses[0] if losses.shape[0] == 1 else losses.sum()
+
+
+def _aux(logits, stages, state, carries, losses) -> Aux:
+    return Aux(logits, _new_state(stages, state, carries),
+               None if losses.shape[0] == 1 else losses)
 
 
 def _apply_in_pieces(apply, carry, x, piece: int):
@@ -458,7 +476,8 @@ def _run_selected(stages, params, state, xs, p0, unstandardize, carries, plan, k
                 _slot_update(bufs[1], inputs, idx, start, length))
         return carries, bufs, l_sum + value, logits_sum + logits
 
-    acc = (carries, bufs0, jnp.zeros((), xs.dtype), jnp.zeros(logits0.shape, logits0.dtype))
+    acc = (carries, bufs0, jnp.zeros((len(stages),), xs.dtype),
+           jnp.zeros(logits0.shape, logits0.dtype))
     n_full, rest = divmod(T, C)
     if n_full == 1:
         acc = body(acc, xs[:C], 0)
@@ -488,4 +507,4 @@ def _run_selected(stages, params, state, xs, p0, unstandardize, carries, plan, k
             inputs[i + 1] = _after(inputs[i + 1], g)
         grads = stage.put(grads, g)
     (grads,) = unstandardize(grads)
-    return l_sum, Aux(logits, _new_state(stages, state, carries)), grads, params, None
+    return _total(l_sum), _aux(logits, stages, state, carries, l_sum), grads, params, None

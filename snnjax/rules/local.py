@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 from typing import Sequence
 
 import jax
@@ -12,6 +13,8 @@ from snnjax.rules.engine import Plan, Stage
 from snnjax.rules.online import Online
 
 __all__ = ["Local", "local"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,10 +100,20 @@ class Local(Rule):
         return tuple(Stage(block, names) for block, names in split(self.ranges(len(model.units))))
 
     def init(self, model, key, x_t):
-        """The model's parameters (as :meth:`Rule.init`, same key) plus the auxiliary heads."""
+        """The model's parameters (as :meth:`Rule.init`, same key) plus the auxiliary heads.
+
+        Logs a warning (logger ``snnjax.rules.local``) when the blocks on ``model`` are one
+        block: then this rule is its inner rule alone.
+        """
         params, state = super().init(model, key, x_t)
         x = x_t[None]
         stages = self.stages(model)
+        if len(stages) == 1:
+            n = len(model.units)
+            how = (f"block_size={self.block_size}" if self.block_size is not None
+                   else f"boundaries={self.boundaries}")
+            log.warning(f"{type(model).__name__} has {n} unit{'s' if n > 1 else ''}, so "
+                        f"{how} makes one block: {self.name} is plain {self.inner.name}")
         for b, stage in enumerate(stages):
             (x, _), variables = stage.module.init_with_output(
                 jax.random.fold_in(key, b), x, train=False

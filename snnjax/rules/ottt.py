@@ -14,8 +14,10 @@ def ottt(*, online: bool = False, chunk: int | None = None) -> Rule:
     uses ``∇W_l = Σ_t δ_l[t]·â_{l-1}[t]ᵀ``, while ``Wᵀδ`` still reaches the spike path
     (:func:`snnjax.layers.traced_op`). The first synapse (raw input) is not traced; the
     readout is. Only average pooling, scaling and fixed dropout may sit between a neuron and
-    a traced synapse; a model with an untraced synapse after a neuron, a learnable decay
-    (PLIF) or max pooling is refused with the layer named. Memory O(1) in T.
+    a traced synapse. A model is refused, with the layer named, before compiling when it has
+    a traced synapse on the raw input, an untraced synapse after a neuron, a synapse whose
+    ``trace_decay`` is not the λ of the neuron before it (e.g. 0.5 behind an ``IF``), a
+    learnable decay (PLIF) or max pooling. Memory O(1) in T.
 
     Args:
       online: False is OTTT_A (accumulate over T, one optimizer step per batch); True is

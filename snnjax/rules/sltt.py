@@ -40,7 +40,8 @@ def sltt_k(K: int, *, steps: Sequence[int] | None = None, chunk: int | None = No
     BatchNorm statistics) records what the neurons need of the selected steps; their forward
     and backward then run as one batched chunk of K independent steps (docs/schedules.md): the
     backward's time ∝ K. The loss stays divided by T; the reported loss is the sum over all T steps.
-    Memory O(K), flat in T.
+    Memory O(K): flat in T, growing with K (the K steps' recorded states and their batched
+    backward); ``rule.memory`` says ``"O(K)"``.
 
     Args:
       K: number of steps with a backward pass, 1 <= K <= T.

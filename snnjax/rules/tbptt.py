@@ -13,15 +13,14 @@ def tbptt(k: int, *, online: bool = False, chunk: int | None = None) -> Rule:
 
     ``L = Σ_t L[t]`` with the per-step loss (each window's loss divided by the full T); the
     last window is shorter when k does not divide T. k = T is BPTT, k = 1 is SLTT.
-    Each window is one chunk whose gradient is taken inside a scan over windows: memory
-    O(k), not O(T).
+    Each window's gradient is taken inside a scan over windows: memory O(k), not O(T).
 
     Args:
       k: window length, 1 <= k <= T.
       online: step the optimizer after every window (:func:`snnjax.rules.online`; the
         mechanics of this option are ours).
       chunk: steps per application of the model within a window (as :func:`bptt`);
-        None: the whole window.
+        None: pieces chosen from the model, at most the window.
     """
     rule = Temporal(window=k, chunk=chunk)
     if online:

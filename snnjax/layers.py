@@ -26,7 +26,7 @@ import jax.numpy as jnp
 from snnjax.convolution import conv2d
 from snnjax.normalization import batch_norm, batch_stats
 from snnjax.pooling import avg_pool, max_pool
-from snnjax.spikes import check_storage, stored_op
+from snnjax.spikes import PooledSpikes, check_storage, stored_op, stored_pooled_op
 
 __all__ = [
     "Dense",
@@ -115,17 +115,23 @@ def presynaptic_trace(decay: float, trace: jax.Array, xs: jax.Array) -> jax.Arra
 
 
 def _synapse(module: nn.Module, op: Callable, xs: jax.Array, kernel: jax.Array,
-             fold_time: bool) -> jax.Array:
-    """``op`` on every step of the chunk ``xs [C, B, ...]`` at once, traced under OTTT.
+             fold_time: bool, before_pool: PooledSpikes | None = None) -> jax.Array:
+    """``op`` on every step of the chunk ``xs [C, B, ...]`` at once, traced under OTTT, its
+    input otherwise stored as ``module.input_storage`` says (:mod:`snnjax.spikes`).
 
     ``fold_time``: ``op`` needs time folded into the batch (conv); a dense op takes any
-    leading axes as they are.
+    leading axes as they are. ``before_pool``: the spikes ``xs`` was average-pooled from,
+    which ``"bits_before_pool"`` stores (without them, ``xs`` is stored as it is).
     """
     traced = (module.traced and module.is_mutable_collection("trace")
               and not module.is_initializing())
-    check_storage(module.input_storage, f"synapse '{'/'.join(module.path)}'")
-    if not traced and module.input_storage != "float":
-        op = functools.partial(stored_op, op, module.input_storage)
+    storage = module.input_storage
+    check_storage(storage, f"synapse '{'/'.join(module.path)}'")
+    pooled = not traced and storage == "bits_before_pool" and before_pool is not None
+    if pooled:
+        op = functools.partial(_pooled_op, op, before_pool)
+    elif not traced and storage in ("bits", "bytes"):
+        op = functools.partial(stored_op, op, storage)
     if traced:
         if xs.ndim < 3:
             raise ValueError(f"a traced synapse expects a chunk [C, B, ...], got {xs.shape}")
@@ -138,6 +144,10 @@ def _synapse(module: nn.Module, op: Callable, xs: jax.Array, kernel: jax.Array,
     if traced:
         return unfold(traced_op(op, fold(xs), fold(traces), kernel), chunk)
     return unfold(op(fold(xs), kernel), chunk)
+
+
+def _pooled_op(op, before_pool, x, kernel):
+    return stored_pooled_op(op, x, before_pool, kernel)
 
 
 # ---------------------------------------------------------------------------- synapses
@@ -202,7 +212,9 @@ class Dense(nn.Module):
 
     ``input_storage``: how the input is kept for the weight gradient, ``"float"`` or, for
     an input that is a spike train (each value 0 or one number), ``"bits"`` / ``"bytes"``
-    (:mod:`snnjax.spikes`; a value that is not a spike makes the weight gradient NaN).
+    (:mod:`snnjax.spikes`; a value that is not a spike makes the weight gradient NaN), or
+    for an input that is the average pool of a spike train, ``"bits_before_pool"``: the
+    spikes given as ``before_pool`` are kept as bits (without them, the input as it is).
     """
 
     features: int
@@ -215,9 +227,9 @@ class Dense(nn.Module):
     input_storage: str = "float"
 
     @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
+    def __call__(self, x: jax.Array, before_pool: PooledSpikes | None = None) -> jax.Array:
         kernel = _kernel(self, (x.shape[-1], self.features))
-        y = _synapse(self, _dense_op, x, kernel, fold_time=False)
+        y = _synapse(self, _dense_op, x, kernel, fold_time=False, before_pool=before_pool)
         if self.use_bias:
             y = y + self.param("bias", self.bias_init, (self.features,))
         return y
@@ -245,7 +257,7 @@ class Conv(nn.Module):
     input_storage: str = "float"
 
     @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
+    def __call__(self, x: jax.Array, before_pool: PooledSpikes | None = None) -> jax.Array:
         if x.ndim != 5:
             raise ValueError(f"Conv expects a chunk [C, B, H, W, Ci], got shape {x.shape}")
         k = self.kernel_size
@@ -254,7 +266,7 @@ class Conv(nn.Module):
         if isinstance(pad, int):
             pad = ((pad, pad), (pad, pad))
         op = functools.partial(_conv_op, strides=(self.strides, self.strides), padding=pad)
-        y = _synapse(self, op, x, kernel, fold_time=True)
+        y = _synapse(self, op, x, kernel, fold_time=True, before_pool=before_pool)
         if self.use_bias:
             y = y + self.param("bias", self.bias_init, (self.features,))
         return y

@@ -8,32 +8,63 @@ byte (``"bits"``) or one per byte (``"bytes"``) and the scalar ``c`` (its one no
 value), and rebuilds ``where(bit, c, 0)`` in the backward: the same array, so the same
 gradient, bit for bit.
 
+An average pool mixes spikes into graded values, but it is linear and cheap: a synapse whose
+input is the average pool of a spike train (``"bits_before_pool"``) keeps the spikes
+*before* the pool as bits, given to it as :class:`PooledSpikes` by the unit that pooled
+them, and redoes the pooling in its backward (:func:`stored_pooled_op`).
+
 Whether a synapse's input is a spike train is static: the model says so
 (:class:`~snnjax.layers.Dense` and :class:`~snnjax.layers.Conv`'s ``input_storage``; our
-units set ``"bits"`` on every synapse fed by a neuron through scaling, dropout or max
-pooling, and ``"float"`` on the raw input and after average pooling, whose values are
-graded). Values the model declared binary are still checked, in the forward pass that
-packs them (one compare and one reduction, fused with the packing): if any value is
-neither 0 nor ``c`` (a user's graded "spikes", a surrogate whose forward is not a step),
-the weight gradient of that synapse is NaN, never a truncated number.
-:func:`float_residuals` turns the bits off for a whole model (the same gradient, more
-memory).
+units decide it from the model's structure, :func:`snnjax.models.base.spike_inputs`).
+What the model declared binary is checked twice. Once, at the public boundary:
+:func:`check_spike_inputs` runs the forward pass on a batch and refuses, naming the synapse,
+any value that is neither 0 nor ``c`` (:class:`snnjax.Trainer` does it on its first
+batch). And in every step, in the forward pass that packs the spikes (one compare and one
+reduction, fused with the packing): a value that is not a spike makes that synapse's weight
+gradient NaN, never a truncated number. :func:`float_residuals` turns the bits off for a
+whole model (the same gradient, more memory).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Callable, Literal
+import math
+from typing import Callable, Literal, NamedTuple
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-__all__ = ["Storage", "STORAGES", "stored_op", "encode", "decode", "float_residuals"]
+from snnjax.pooling import avg_pool
 
-Storage = Literal["float", "bits", "bytes"]
-STORAGES = ("float", "bits", "bytes")
+__all__ = [
+    "Storage",
+    "STORAGES",
+    "PooledSpikes",
+    "stored_op",
+    "stored_pooled_op",
+    "encode",
+    "decode",
+    "float_residuals",
+    "check_spike_inputs",
+]
+
+Storage = Literal["float", "bits", "bytes", "bits_before_pool"]
+STORAGES = ("float", "bits", "bytes", "bits_before_pool")
+
+
+class PooledSpikes(NamedTuple):
+    """The spike train a synapse's input was average-pooled from.
+
+    Attributes:
+      spikes: ``[C, B, H, W, F]``, each value 0 or one number.
+      window: the pool's side: the input is ``avg_pool(spikes, window)`` (stride
+        ``window``, :func:`snnjax.pooling.avg_pool`), reshaped to the input's shape.
+    """
+
+    spikes: jax.Array
+    window: int
 
 
 def check_storage(storage: str, layer: str) -> None:
@@ -132,6 +163,59 @@ def _stored_op_bwd(op, storage, shape, residuals, g):
 _stored_op.defvjp(_stored_op_fwd, _stored_op_bwd)
 
 
+def _pool_as(spikes: jax.Array, window: int, shape: tuple[int, ...]) -> jax.Array:
+    """``avg_pool(spikes, window)`` over the last three axes ``[..., H, W, F]``, reshaped to
+    ``shape`` (the synapse's input: time folded into the batch, or flattened features)."""
+    pooled = avg_pool(spikes.reshape(-1, *spikes.shape[-3:]), window)
+    if pooled.size != math.prod(shape):
+        raise ValueError(f"spikes {spikes.shape} average-pooled by {window} give "
+                         f"{pooled.shape}, not the synapse's input {shape}")
+    return pooled.reshape(shape)
+
+
+def stored_pooled_op(op: Callable, x: jax.Array, before: PooledSpikes,
+                     kernel: jax.Array) -> jax.Array:
+    """``op(x, kernel)`` where ``x`` is the average pool of ``before.spikes``: the spikes are
+    kept as bits for the backward pass, which redoes the pooling for the weight gradient
+    (the same op on the same values: the same ``x``).
+
+    Args:
+      op: ``(x, kernel) -> y``, linear in ``x`` and in ``kernel``.
+      x: the input, ``avg_pool(before.spikes, before.window)`` in the shape ``op`` takes.
+      before: the spikes ``x`` was pooled from, and the window.
+      kernel: the weights.
+
+    Returns:
+      ``op(x, kernel)``. The cotangent reaches ``x`` (and through the pool, the spikes);
+      ``before.spikes`` itself gets none from here.
+    """
+    jax.eval_shape(lambda s: _pool_as(s, before.window, tuple(x.shape)), before.spikes)
+    return _stored_pooled_op(op, before.window, tuple(before.spikes.shape), tuple(x.shape),
+                             x, before.spikes, kernel)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2, 3))
+def _stored_pooled_op(op, window, spikes_shape, x_shape, x, spikes, kernel):
+    return op(x, kernel)
+
+
+def _stored_pooled_op_fwd(op, window, spikes_shape, x_shape, x, spikes, kernel):
+    code, c, ok = encode(spikes, "bits")
+    return op(x, kernel), (code, c, ok, kernel)
+
+
+def _stored_pooled_op_bwd(op, window, spikes_shape, x_shape, residuals, g):
+    code, c, ok, kernel = residuals
+    x = _pool_as(decode(code, c, spikes_shape, c.dtype, "bits"), window, x_shape)
+    _, vjp = jax.vjp(op, x, kernel)
+    dx, dkernel = vjp(g)
+    dkernel = jnp.where(ok, dkernel, jnp.full_like(dkernel, jnp.nan))
+    return dx, None, dkernel
+
+
+_stored_pooled_op.defvjp(_stored_pooled_op_fwd, _stored_pooled_op_bwd)
+
+
 def float_residuals(model: nn.Module) -> nn.Module:
     """``model`` with every synapse's ``input_storage`` set to ``"float"``: the same
     function and gradient, with spikes kept as floats for the backward (a reference for
@@ -157,3 +241,68 @@ def float_residuals(model: nn.Module) -> nn.Module:
         return value
 
     return walk(model)
+
+
+def _first_non_spike(x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """``(ok, value)``: whether every value of ``x`` is 0 or one number (:func:`encode`'s
+    test), and the first value that is not (0 when all are)."""
+    _, c, _ = encode(x, "bytes")
+    bad = ((x != 0) & (x != c)).reshape(-1)
+    if not bad.size:
+        return jnp.asarray(True), jnp.zeros((), x.dtype)
+    return ~jnp.any(bad), x.reshape(-1)[jnp.argmax(bad)]
+
+
+def check_spike_inputs(model: nn.Module, variables, xs, *, key=None) -> None:
+    """Refuse, naming the synapse, a value that is not a spike where the model stores spikes
+    as bits: run the forward pass once on ``xs`` and check the input of every synapse whose
+    ``input_storage`` is not ``"float"`` (for ``"bits_before_pool"``, the spikes before the
+    pool it was given).
+
+    Run once (a forward pass, as the training step's own), not per step; the step's own
+    check, the NaN weight gradient, stays as the backstop for later batches.
+
+    Args:
+      model: a flax module ``(xs [C, B, ...], train) -> logits``.
+      variables: its variables, ``{"params": ..., **state}`` (extra entries, such as Local's
+        auxiliary heads, are ignored).
+      xs: a batch ``[T, B, ...]``, run as one chunk in training mode, as the rules run it.
+      key: the dropout key (dropout keeps spikes spikes: any key will do); default key 0.
+
+    Raises:
+      ValueError: naming the first synapse (in call order) whose input, declared a spike
+        train, holds a value that is neither 0 nor its one nonzero value.
+    """
+    key = jax.random.key(0) if key is None else key
+    mutable = sorted({c for c in variables if c != "params"} | {"neuron"})
+    found: list[tuple[str, str]] = []
+
+    def probe(next_fun, args, kwargs, context):
+        storage = getattr(context.module, "input_storage", "float")
+        if context.method_name == "__call__" and storage not in (None, "float") and args:
+            x = args[0]
+            if storage == "bits_before_pool":
+                before = kwargs.get("before_pool")
+                x = None if before is None else before.spikes
+            if x is not None:
+                found.append(("/".join(context.module.path), storage))
+                checks.append(_first_non_spike(x))
+        return next_fun(*args, **kwargs)
+
+    def run(variables, xs):
+        checks.clear()
+        found.clear()
+        with nn.intercept_methods(probe):
+            model.apply(variables, xs, train=True, rngs={"dropout": key}, mutable=mutable)
+        return list(checks)
+
+    checks: list = []
+    results = jax.device_get(jax.jit(run)(dict(variables), xs))
+    for (path, storage), (ok, value) in zip(found, results):
+        if not ok:
+            raise ValueError(
+                f"synapse '{path}' stores its input for the backward pass as {storage} (a "
+                f"spike train: each value 0 or one number), but it received {float(value):g}: "
+                f"build it with input_storage='float', or give the neuron before it "
+                f"binary_output = False (snnjax.spikes)"
+            )

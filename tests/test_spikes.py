@@ -3,7 +3,8 @@
 Every rule's gradient with bit storage equals its gradient with float storage in float64
 (and the rules' own identities, tests/test_rules_identities.py, run on models that store
 bits: see test_the_identities_model_stores_bits); compiled memory drops; values that are
-not spikes give NaN weight gradients or are statically kept as floats.
+not spikes are statically kept as floats, refused by the trainer naming the synapse, or
+(the step's backstop) give NaN weight gradients.
 """
 
 import dataclasses
@@ -16,11 +17,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import optax
+
 from snnjax import layers, models, neurons, rules, spikes, surrogate
 from snnjax.cost import compiled_memory
 from snnjax.losses import per_step
-from snnjax.models.base import DenseUnit, SpikingSequential
+from snnjax.models.base import ConvUnit, DenseUnit, SpikingSequential
 from snnjax.neuron import LIFParams
+from snnjax.pooling import avg_pool
+from snnjax.train import Trainer
 
 T, B = 5, 3  # T != B on purpose
 NEURON = LIFParams(decay=0.5, surrogate=surrogate.sigmoid(4.0))
@@ -87,6 +92,56 @@ def test_graded_input_gives_nan_weight_gradient_not_a_truncated_one(kind, x64):
     np.testing.assert_array_equal(dx, jax.vjp(op, x, kernel)[1](jnp.ones_like(op(x, kernel)))[0])
 
 
+def _pooled_problem(kind, key, spike_value=2.74):
+    """Spikes ``[C, B, 6, 6, 4]``, their 2×2 average pool as the op's input, a kernel."""
+    k1, k2 = jax.random.split(key)
+    s = spike_array(k1, (2, 3, 6, 6, 4), spike_value)
+    x = avg_pool(s.reshape(-1, 6, 6, 4), 2)  # [C·B, 3, 3, 4]
+    if kind == "dense":
+        x, k_shape, op = x.reshape(2, 3, -1), (36, 5), layers._dense_op
+    else:
+        k_shape = (3, 3, 4, 5)
+        op = functools.partial(layers._conv_op, strides=(1, 1), padding="SAME")
+    return s, x, jax.random.normal(k2, k_shape, jnp.float64), op
+
+
+@pytest.mark.parametrize("kind", ["dense", "conv"])
+def test_stored_pooled_op_gradient_equals_autodiff_through_the_pool(kind, x64):
+    s, _, kernel, op = _pooled_problem(kind, jax.random.key(6))
+    before = spikes.PooledSpikes(s, 2)
+
+    def pooled(s):  # the pool outside the op, as the unit before computes it
+        x = avg_pool(s.reshape(-1, 6, 6, 4), 2)
+        return x.reshape(2, 3, -1) if kind == "dense" else x
+
+    def stored(s, kernel):
+        return spikes.stored_pooled_op(op, pooled(s), spikes.PooledSpikes(s, 2), kernel)
+
+    def ref(s, kernel):
+        return op(pooled(s), kernel)
+
+    cot = jax.random.normal(jax.random.key(7), ref(s, kernel).shape, jnp.float64)
+    y, vjp = jax.vjp(stored, s, kernel)
+    y_ref, vjp_ref = jax.vjp(ref, s, kernel)
+    chex.assert_trees_all_equal((y, vjp(cot)), (y_ref, vjp_ref(cot)))
+    assert before.window == 2
+
+
+def test_stored_pooled_op_refuses_a_window_that_does_not_give_the_input():
+    s, x, kernel, op = _pooled_problem("conv", jax.random.key(6))
+    with pytest.raises(ValueError, match="average-pooled by 3"):
+        spikes.stored_pooled_op(op, x, spikes.PooledSpikes(s, 3), kernel)
+
+
+def test_stored_pooled_op_with_graded_values_gives_nan_weight_gradient(x64):
+    s, x, kernel, op = _pooled_problem("conv", jax.random.key(6))
+    s = s.at[0, 0, 0, 0, 0].set(0.5)
+    _, vjp = jax.vjp(lambda x, k: spikes.stored_pooled_op(op, x, spikes.PooledSpikes(s, 2), k),
+                     x, kernel)
+    _, dk = vjp(jnp.ones_like(op(x, kernel)))
+    assert bool(jnp.all(jnp.isnan(dk)))
+
+
 def test_unknown_storage_is_refused_naming_the_layer():
     with pytest.raises(ValueError, match="synapse 'layers_0': input_storage must be one of"):
         nn.Sequential([layers.Dense(3, input_storage="half")]).init(
@@ -107,12 +162,13 @@ def test_the_identities_model_stores_bits():
     assert storages(models.cnn(3, (4, 6), neuron=NEURON, pool="max")) == ["float", "bits"]
 
 
-def test_graded_inputs_are_kept_as_floats():
-    # Average pooling mixes spikes into graded values; the raw input is graded.
-    assert storages(models.cnn(3, (4, 6), pool="avg")) == ["float", "float"]
+def test_average_pooled_spikes_are_stored_before_the_pool():
+    # Average pooling mixes spikes into graded values: the synapse after it keeps the spikes
+    # before the pool (bits_before_pool); the raw input is graded.
+    assert storages(models.cnn(3, (4, 6), pool="avg")) == ["float", "bits_before_pool"]
     vgg = models.vgg11_sws(10, width=0.125, dropout=0.2)  # ×2.74 and dropout: still spikes
-    assert storages(vgg) == ["float", "bits", "float", "bits", "float", "bits", "float",
-                             "bits"]
+    assert storages(vgg) == ["float", "bits", "bits_before_pool", "bits", "bits_before_pool",
+                             "bits", "bits_before_pool", "bits"]
     assert storages(spikes.float_residuals(vgg)) == ["float"] * 8
 
 
@@ -133,35 +189,101 @@ class GradedLIF(neurons.LIF):
     binary_output = False
 
 
-def _two_layer(neuron_cls):
-    units = (DenseUnit(6, neuron=neuron_cls(SOFT), first=True),
-             DenseUnit(5, neuron=neuron_cls(SOFT)))
+class PotentialOut(neurons.LIF):
+    """A user's neuron whose outputs are graded, but which (by mistake) keeps
+    ``binary_output = True``: only its values can tell."""
+
+    def dynamics(self):
+        return _graded(super().dynamics())
+
+    def kept(self):
+        step, carry_of = super().kept()
+        return _graded(step), carry_of
+
+
+def _graded(step):
+    def graded_step(carry, i_t):
+        s, carry = step(carry, i_t)
+        return 0.75 * s + 0.25 * jnp.tanh(i_t), carry
+
+    return graded_step
+
+
+def _two_layer(neuron, pool=None):
+    if pool is None:
+        units = (DenseUnit(6, neuron=neuron, first=True), DenseUnit(5, neuron=neuron))
+    else:
+        units = (ConvUnit(4, neuron=neuron, first=True, pool=pool), ConvUnit(5, neuron=neuron))
     return SpikingSequential(units, 3)
 
 
-def _grads(model):
-    xs = jax.random.uniform(jax.random.key(0), (T, B, 4), jnp.float64, 0.0, 2.0)
-    ys = jnp.asarray([0, 2, 1])
+def _batch(pool=None):
+    shape = (T, B, 4) if pool is None else (T, B, 6, 6, 2)
+    return (jax.random.uniform(jax.random.key(0), shape, jnp.float64, 0.0, 2.0),
+            jnp.asarray([0, 2, 1]))
+
+
+def _grads(model, pool=None):
+    xs, ys = _batch(pool)
     params, state = rules.bptt().init(model, jax.random.key(1), xs[0])
     params = to64(params)
     return [rule.value_and_grad(model, params, state, xs, ys, loss=LOSS)[2]
             for rule in (rules.bptt(), rules.sltt())]
 
 
-def test_a_graded_neuron_is_followed_by_float_storage(x64):
-    model = _two_layer(GradedLIF)
+def _finite(tree):
+    return all(bool(jnp.all(jnp.isfinite(a))) for a in jax.tree.leaves(tree))
+
+
+@pytest.mark.parametrize("neuron", [neurons.LIF(SOFT), SOFT, GradedLIF(NEURON)],
+                         ids=["soft_surrogate", "soft_surrogate_params", "graded_neuron"])
+@pytest.mark.parametrize("pool", [None, "avg", "max"])
+def test_what_is_statically_graded_is_stored_as_floats(neuron, pool, x64):
+    # A spike function whose forward is not a step, or a neuron that says its outputs are
+    # graded: the synapses after them keep their inputs as floats, pooled or not.
+    model = _two_layer(neuron, pool)
     assert storages(model) == ["float", "float"]
-    for g in _grads(model):
-        assert all(bool(jnp.all(jnp.isfinite(a))) for a in jax.tree.leaves(g))
+    if pool != "max":
+        for g in _grads(model, pool):
+            assert _finite(g)
 
 
 def test_graded_values_declared_spikes_give_nan_not_a_wrong_gradient(x64):
-    # A LIF says its outputs are spikes, but its spike function's forward is graded.
-    model = _two_layer(neurons.LIF)
+    # The step's backstop: the model says its outputs are spikes, its values are not.
+    model = _two_layer(PotentialOut(NEURON))
     assert storages(model) == ["float", "bits"]
     for g, g_float in zip(_grads(model), _grads(spikes.float_residuals(model))):
         assert bool(jnp.all(jnp.isnan(g["units_1"]["Dense_0"]["kernel"])))
-        assert all(bool(jnp.all(jnp.isfinite(a))) for a in jax.tree.leaves(g_float))
+        assert _finite(g_float)
+
+
+@pytest.mark.parametrize("pool", [None, "avg"])
+def test_trainer_refuses_graded_values_declared_spikes_naming_the_synapse(pool):
+    model = _two_layer(PotentialOut(NEURON), pool)
+    xs, ys = (np.asarray(a) for a in _batch(pool))
+    xs = xs.astype(np.float32)
+    trainer = Trainer(model, rules.bptt(), optax.sgd(0.1))
+    ts = trainer.init(jax.random.key(1), xs)
+    synapse = "units_1/Dense_0" if pool is None else "units_1/Conv_0"
+    storage = "bits" if pool is None else "bits_before_pool"
+    with pytest.raises(ValueError, match=f"synapse '{synapse}' stores its input for the "
+                                         f"backward pass as {storage} .* but it received "
+                                         "[-0-9.]+: build it with input_storage='float'"):
+        trainer.step(ts, xs, ys)
+    # As the message says: float storage trains.
+    trainer = Trainer(spikes.float_residuals(model), rules.bptt(), optax.sgd(0.1))
+    ts, metrics = trainer.step(trainer.init(jax.random.key(1), xs), xs, ys)
+    assert np.isfinite(float(metrics["loss"]))
+
+
+def test_trainer_accepts_spikes_scaled_and_dropped_out():
+    # ×2.74, dropout's 1/(1-p) in training, spikes before an average pool: one value each.
+    model = models.vgg11_sws(3, cfg=(4, "A", 6, 6), dropout=0.25)
+    xs = np.random.default_rng(0).uniform(0, 2, (T, B, 8, 8, 2)).astype(np.float32)
+    ys = np.asarray([0, 2, 1])
+    trainer = Trainer(model, rules.local(rules.bptt(), block_size=2), optax.sgd(0.1))
+    ts, metrics = trainer.step(trainer.init(jax.random.key(1), xs), xs, ys)
+    assert np.isfinite(float(metrics["loss"]))
 
 
 # ----------------------------------------------------------------- every rule, every chunk
@@ -187,9 +309,11 @@ def problem(request):
         elif request.param == "cnn_max":
             model = models.cnn(3, (4, 6), neuron=NEURON, norm=True, pool="max")
             xs = jax.random.uniform(jax.random.key(3), (T, B, 8, 8, 2), jnp.float64, 0.0, 2.0)
-        else:  # ×2.74 after the neuron and dropout's 1/(1-p): bits times a scale
+        else:  # ×2.74 after the neuron and dropout's 1/(1-p): bits times a scale; the
+            # synapse after the average pool keeps the spikes before it
             model = models.vgg11_sws(3, cfg=(4, 6, "A", 8), dropout=0.25, neuron=NEURON)
             xs = jax.random.uniform(jax.random.key(3), (T, B, 8, 8, 2), jnp.float64, 0.0, 2.0)
+            assert storages(model) == ["float", "bits", "bits_before_pool"]
         assert "bits" in storages(model)
         return request.param, model, xs, jnp.asarray([2, 0, 1])
 
@@ -238,6 +362,32 @@ def test_bits_take_less_memory_than_float_residuals(rule):
     bits = _memory(rule, model, 4)
     floats = _memory(rule, spikes.float_residuals(model), 4)
     assert bits < floats, (rule.name, bits, floats)
+
+
+def test_spikes_before_an_average_pool_take_less_memory_than_the_pooled_floats():
+    # Only the synapse after the pool differs: its residual is the spikes before the pool
+    # as bits (1/8 of the pooled float32 for a 2×2 pool), not the pooled values.
+    model = models.vgg11_sws(10, cfg=(16, 32, "A", 32), width=1.0)
+    assert storages(model) == ["float", "bits", "bits_before_pool"]
+    pooled_float = model.clone(units=(*model.units[:2],
+                                      model.units[2].clone(input_storage="float")))
+    for rule in (rules.bptt(), rules.tbptt(2)):
+        bits = _memory(rule, model, 4)
+        floats = _memory(rule, pooled_float, 4)
+        assert bits < floats, (rule.name, bits, floats)
+
+
+def test_local_heads_see_the_pooled_output():
+    # A block boundary between a pool and the next synapse: the block ends with the pool
+    # (its head sees the pooled map) and the next block stores its pooled input as floats.
+    model = models.vgg11_sws(3, cfg=(4, "A", 6, "A", 8))
+    (b0, _), (b1, _) = model.split(((0, 1), (1, 3)))
+    x = jnp.ones((1, 2, 8, 8, 2))
+    v0 = b0.init(jax.random.key(0), x)
+    (features, _), _ = b0.apply(v0, x, train=True, mutable=["neuron"],
+                                rngs={"dropout": jax.random.key(0)})
+    assert features.shape == (1, 2, 4, 4, 4)  # pooled
+    assert [u.input_storage for u in b1.units] == ["bits_before_pool", "bits_before_pool"]
 
 
 def test_ottt_keeps_traces_which_are_graded():

@@ -1,0 +1,96 @@
+"""Compile-only step memory with spikes stored as bits against float32 residuals (issue 23).
+
+    JAX_PLATFORMS=cpu .venv/bin/python benchmarks/spikes_memory.py cpu h100 tpu-v5e
+    .venv/bin/python benchmarks/spikes_memory.py --markdown   # BENCHMARKS.md's table, from the JSON
+
+VGG-11 sWS at full width, CIFAR 32×32×3, batch 128, T = 6; the trainer's step (SGD with
+momentum, train state donated), ``total_bytes = memory_bytes - alias_bytes``. Three storages
+of the same model, the same gradient: ``float`` (:func:`snnjax.spikes.float_residuals`: every
+synapse input kept as float32), ``bits, pooled float`` (spike trains as bits, the synapses
+after an average pool keeping the pooled float32 values) and ``bits`` (the default: those
+synapses keep the spikes before the pool as bits). Appends one JSON row per (target, rule,
+storage) to ``benchmarks/results/spikes_memory.json`` (rows of the same cell are replaced).
+Deterministic (XLA's memory analysis; nothing runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import jax
+
+from snnjax import cost, models, rules, spikes
+from snnjax.train import Trainer
+
+OUT = Path(__file__).resolve().parent / "results" / "spikes_memory.json"
+STORAGES = ("float", "bits, pooled float", "bits")
+
+
+def model_with(storage: str):
+    """VGG-11 sWS (10 classes) with its synapses' inputs stored as ``storage`` says."""
+    model = models.vgg11_sws(10)
+    if storage == "float":
+        return spikes.float_residuals(model)
+    if storage == "bits, pooled float":
+        units = tuple(u.clone(input_storage="float") if u.input_storage == "bits_before_pool"
+                      else u for u in model.units)
+        return model.clone(units=units)
+    return model
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("targets", nargs="*", help="e.g. cpu h100 tpu-v5e")
+    p.add_argument("--rules", nargs="*", default=("bptt", "sltt"))
+    p.add_argument("--markdown", action="store_true",
+                   help="print the committed JSON as BENCHMARKS.md's table; compile nothing")
+    p.add_argument("--T", type=int, default=6)
+    p.add_argument("--batch-size", type=int, default=128)
+    args = p.parse_args(argv)
+    rows = json.loads(OUT.read_text()) if OUT.exists() else []
+    if args.markdown:
+        print(markdown(rows))
+        return 0
+    for target in args.targets:
+        for rule_name in args.rules:
+            rule = getattr(rules, rule_name)()
+            for storage in STORAGES:
+                trainer = Trainer(model_with(storage), rule, cost.default_optimizer())
+                xs, ys = cost.abstract_batch(args.T, args.batch_size, (32, 32, 3))
+                m = cost.step_memory(trainer, xs, ys, target=target)
+                row = {"net": "vgg11_sws", "rule": rule.name, "storage": storage, "T": args.T,
+                       "batch_size": args.batch_size, **m,
+                       "total_bytes": m["memory_bytes"] - m["alias_bytes"]}
+                key = (row["target"], rule.name, storage, args.T, args.batch_size)
+                rows = [r for r in rows if (r["target"], r["rule"], r["storage"], r["T"],
+                                            r["batch_size"]) != key]
+                rows.append(row)
+                OUT.parent.mkdir(parents=True, exist_ok=True)
+                OUT.write_text(json.dumps(rows, indent=1) + "\n")
+                print(f"{row['target']:8s} {rule.name:8s} {storage:20s} "
+                      f"{row['total_bytes'] / 2**20:9.1f} MiB", flush=True)
+                jax.clear_caches()
+    return 0
+
+
+def markdown(rows) -> str:
+    """One row per (target, rule): total MiB per storage and bits ÷ float."""
+    cells: dict = {}
+    for r in rows:
+        cells.setdefault((r["target"], r["rule"], r["T"], r["batch_size"]), {})[r["storage"]] = r
+    lines = ["| target | rule, T, batch | " + " | ".join(f"{s} MiB" for s in STORAGES)
+             + " | bits ÷ float |", "|---|---|" + "---:|" * (len(STORAGES) + 1)]
+    for (target, rule, T, b), by in cells.items():
+        vals = [f"{by[s]['total_bytes'] / 2**20:,.1f}" if s in by else "not run"
+                for s in STORAGES]
+        ratio = (f"{by['bits']['total_bytes'] / by['float']['total_bytes']:.2f}"
+                 if "bits" in by and "float" in by else "")
+        lines.append(f"| {target} | `{rule}`, T={T}, b{b} | " + " | ".join(vals)
+                     + f" | {ratio} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -199,14 +199,62 @@ def _stored_pooled_op(op, window, spikes_shape, x_shape, x, spikes, kernel):
     return op(x, kernel)
 
 
+def _window_planes(spikes: jax.Array, window: int) -> list[jax.Array]:
+    """The ``window²`` strided slices of ``spikes [..., H, W, F]`` that an average pool adds,
+    in its (row-major) order, each ``[N, H // window, W // window, F]``."""
+    n, h, w, f = spikes.reshape(-1, *spikes.shape[-3:]).shape
+    ho, wo = h // window, w // window
+    xw = spikes.reshape(n, h, w, f)[:, :ho * window, :wo * window].reshape(
+        n, ho, window, wo, window, f)
+    return [xw[:, :, i, :, j] for i in range(window) for j in range(window)]
+
+
+def _encode_windows(spikes: jax.Array, window: int):
+    """The spikes of each pooling window, ``window²`` bits, packed ``8 // window²`` windows
+    to a byte (strided, as :func:`_pack`): ``(code, c, ok)`` as :func:`encode`'s. Decoded
+    next to the pooling (:func:`_pool_windows`), so that the rebuilt input is formed
+    element-wise from the bytes, without the spikes at full resolution."""
+    _, c, ok = encode(spikes, "bytes")
+    planes = [p != 0 for p in _window_planes(spikes, window)]
+    word = functools.reduce(jnp.bitwise_or,
+                            [p.astype(jnp.uint8) << b for b, p in enumerate(planes)])
+    per_byte = 8 // (window * window)
+    flat = word.reshape(-1)
+    m = -(-flat.size // per_byte)
+    parts = jnp.pad(flat, (0, per_byte * m - flat.size)).reshape(per_byte, m)
+    width = window * window
+    return functools.reduce(jnp.bitwise_or, [parts[k] << (k * width)
+                                             for k in range(per_byte)]), c, ok
+
+
+def _pool_windows(code, c, window: int, pooled_shape, dtype) -> jax.Array:
+    """``avg_pool`` of the spikes :func:`_encode_windows` stored, ``pooled_shape
+    [N, Ho, Wo, F]``: the same slices added in the same order, divided by ``window²``."""
+    width = window * window
+    per_byte = 8 // width
+    n = math.prod(pooled_shape)
+    mask = (1 << width) - 1
+    word = jnp.stack([(code >> (k * width)) & mask for k in range(per_byte)])
+    word = word.reshape(-1)[:n].reshape(pooled_shape)
+    zero = jnp.zeros((), dtype)
+    slices = [jnp.where((word >> b) & 1 == 1, c.astype(dtype), zero) for b in range(width)]
+    return sum(slices[1:], slices[0]) / (window * window)
+
+
 def _stored_pooled_op_fwd(op, window, spikes_shape, x_shape, x, spikes, kernel):
-    code, c, ok = encode(spikes, "bits")
-    return op(x, kernel), (code, c, ok, kernel)
+    if window * window <= 8:
+        return op(x, kernel), (_encode_windows(spikes, window), kernel)
+    return op(x, kernel), (encode(spikes, "bits"), kernel)
 
 
 def _stored_pooled_op_bwd(op, window, spikes_shape, x_shape, residuals, g):
-    code, c, ok, kernel = residuals
-    x = _pool_as(decode(code, c, spikes_shape, c.dtype, "bits"), window, x_shape)
+    (code, c, ok), kernel = residuals
+    if window * window <= 8:
+        *lead, h, w, f = spikes_shape
+        pooled_shape = (math.prod(lead), h // window, w // window, f)
+        x = _pool_windows(code, c, window, pooled_shape, c.dtype).reshape(x_shape)
+    else:
+        x = _pool_as(decode(code, c, spikes_shape, c.dtype, "bits"), window, x_shape)
     _, vjp = jax.vjp(op, x, kernel)
     dx, dkernel = vjp(g)
     dkernel = jnp.where(ok, dkernel, jnp.full_like(dkernel, jnp.nan))

@@ -127,7 +127,7 @@ def test_stored_pooled_op_gradient_equals_autodiff_through_the_pool(kind, x64):
     assert before.window == 2
 
 
-def test_stored_pooled_op_refuses_a_window_that_does_not_give_the_input():
+def test_stored_pooled_op_refuses_a_window_that_does_not_give_the_input(x64):
     s, x, kernel, op = _pooled_problem("conv", jax.random.key(6))
     with pytest.raises(ValueError, match="average-pooled by 3"):
         spikes.stored_pooled_op(op, x, spikes.PooledSpikes(s, 3), kernel)
@@ -210,10 +210,12 @@ def _graded(step):
 
 
 def _two_layer(neuron, pool=None):
+    """Two units, each with its own ``neuron()``."""
     if pool is None:
-        units = (DenseUnit(6, neuron=neuron, first=True), DenseUnit(5, neuron=neuron))
+        units = (DenseUnit(6, neuron=neuron(), first=True), DenseUnit(5, neuron=neuron()))
     else:
-        units = (ConvUnit(4, neuron=neuron, first=True, pool=pool), ConvUnit(5, neuron=neuron))
+        units = (ConvUnit(4, neuron=neuron(), first=True, pool=pool),
+                 ConvUnit(5, neuron=neuron()))
     return SpikingSequential(units, 3)
 
 
@@ -235,7 +237,8 @@ def _finite(tree):
     return all(bool(jnp.all(jnp.isfinite(a))) for a in jax.tree.leaves(tree))
 
 
-@pytest.mark.parametrize("neuron", [neurons.LIF(SOFT), SOFT, GradedLIF(NEURON)],
+@pytest.mark.parametrize("neuron", [lambda: neurons.LIF(SOFT), lambda: SOFT,
+                                    lambda: GradedLIF(NEURON)],
                          ids=["soft_surrogate", "soft_surrogate_params", "graded_neuron"])
 @pytest.mark.parametrize("pool", [None, "avg", "max"])
 def test_what_is_statically_graded_is_stored_as_floats(neuron, pool, x64):
@@ -250,7 +253,7 @@ def test_what_is_statically_graded_is_stored_as_floats(neuron, pool, x64):
 
 def test_graded_values_declared_spikes_give_nan_not_a_wrong_gradient(x64):
     # The step's backstop: the model says its outputs are spikes, its values are not.
-    model = _two_layer(PotentialOut(NEURON))
+    model = _two_layer(lambda: PotentialOut(NEURON))
     assert storages(model) == ["float", "bits"]
     for g, g_float in zip(_grads(model), _grads(spikes.float_residuals(model))):
         assert bool(jnp.all(jnp.isnan(g["units_1"]["Dense_0"]["kernel"])))
@@ -259,7 +262,7 @@ def test_graded_values_declared_spikes_give_nan_not_a_wrong_gradient(x64):
 
 @pytest.mark.parametrize("pool", [None, "avg"])
 def test_trainer_refuses_graded_values_declared_spikes_naming_the_synapse(pool):
-    model = _two_layer(PotentialOut(NEURON), pool)
+    model = _two_layer(lambda: PotentialOut(NEURON), pool)
     xs, ys = (np.asarray(a) for a in _batch(pool))
     xs = xs.astype(np.float32)
     trainer = Trainer(model, rules.bptt(), optax.sgd(0.1))

@@ -28,6 +28,33 @@ OUT = Path(__file__).resolve().parent / "results" / "spikes_memory.json"
 STORAGES = ("float", "bits, pooled float", "bits")
 
 
+INTRO = (
+    "VGG-11 sWS at 1.0× width, CIFAR 32×32×3, batch 128, T = 6: the trainer's step (SGD with "
+    "momentum, train state donated) compiled without running it, total = temporaries + "
+    "arguments + outputs − donated buffers, MiB; XLA:CPU, and an H100 compile-only "
+    "(`snnjax.targets`). The same model and gradient with three storages of the synapses' "
+    "inputs: `float` (`snnjax.spikes.float_residuals`: float32 everywhere, as before issue "
+    "23), `bits, pooled float` (spike trains as bits, the three synapses after an average "
+    "pool keeping the pooled float32 values), `bits` (the default: those three keep the "
+    "spikes before the pool, four bits per pooled value). Regenerate with "
+    "`JAX_PLATFORMS=cpu .venv/bin/python benchmarks/spikes_memory.py cpu h100`."
+)
+
+NOTES = (
+    "What BPTT stores per step (the optimized HLO's loop buffers): each neuron's pre-reset "
+    "potential `u` in float32 (the surrogate's input: 409,600 per sample, 200 MiB per step, "
+    "1,200 MiB at T = 6), which bits cannot replace exactly; the spike trains as bits "
+    "(about 3.5 MiB per step); the raw input. The pooled synapses' float32 inputs (28 MiB "
+    "per step, 168 MiB at T = 6) are gone from the loop's buffers with `bits`, but the "
+    "compiled peak drops by less (35 MiB on the H100): the rest of the peak is the "
+    "backward pass's temporaries at full resolution and the weight-sized buffers "
+    "(standardised kernels, gradients, momentum), which the residual storage does not "
+    "touch. SLTT (chunk 1) keeps one step's residuals; its peak is in the backward pass of "
+    "the first, largest layers, where the rebuilt float input is live anyway, so bits do "
+    "not lower it (a few MiB more on the H100: the packing's own temporaries)."
+)
+
+
 def model_with(storage: str):
     """VGG-11 sWS (10 classes) with its synapses' inputs stored as ``storage`` says."""
     model = models.vgg11_sws(10)

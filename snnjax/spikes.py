@@ -321,13 +321,16 @@ def check_spike_inputs(model: nn.Module, variables, xs, *, key=None) -> None:
       ValueError: naming the first synapse (in call order) whose input, declared a spike
         train, holds a value that is neither 0 nor its one nonzero value.
     """
+    from snnjax.layers import Conv, Dense  # here: snnjax.layers imports this module
+
     key = jax.random.key(0) if key is None else key
     mutable = sorted({c for c in variables if c != "params"} | {"neuron"})
     found: list[tuple[str, str]] = []
 
     def probe(next_fun, args, kwargs, context):
-        storage = getattr(context.module, "input_storage", "float")
-        if context.method_name == "__call__" and storage not in (None, "float") and args:
+        synapse = isinstance(context.module, (Dense, Conv))
+        storage = context.module.input_storage if synapse else "float"
+        if context.method_name == "__call__" and storage != "float" and args:
             x = args[0]
             if storage == "bits_before_pool":
                 before = kwargs.get("before_pool")

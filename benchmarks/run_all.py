@@ -484,7 +484,7 @@ def render_spikes_memory(rows):
     import spikes_memory
 
     return "\n".join([spikes_memory.INTRO, "", spikes_memory.markdown(rows), "",
-                      spikes_memory.NOTES])
+                      spikes_memory.NOTES, "", spikes_memory.footer(rows)])
 
 
 def render_peers(d):

@@ -16,6 +16,7 @@ Deterministic (XLA's memory analysis; nothing runs).
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 from pathlib import Path
 
@@ -44,7 +45,7 @@ NOTES = (
     "What BPTT stores per step (the optimized HLO's loop buffers): each neuron's pre-reset "
     "potential `u` in float32 (the surrogate's input: 409,600 per sample, 200 MiB per step, "
     "1,200 MiB at T = 6), which bits cannot replace exactly; the spike trains as bits "
-    "(about 3.5 MiB per step); the raw input. The pooled synapses' float32 inputs (28 MiB "
+    "(about 6 MiB per step); the raw input. The pooled synapses' float32 inputs (28 MiB "
     "per step, 168 MiB at T = 6) are gone from the loop's buffers with `bits`, but the "
     "compiled peak drops by less (35 MiB on the H100): the rest of the peak is the "
     "backward pass's temporaries at full resolution and the weight-sized buffers "
@@ -88,7 +89,8 @@ def main(argv=None) -> int:
                 xs, ys = cost.abstract_batch(args.T, args.batch_size, (32, 32, 3))
                 m = cost.step_memory(trainer, xs, ys, target=target)
                 row = {"net": "vgg11_sws", "rule": rule.name, "storage": storage, "T": args.T,
-                       "batch_size": args.batch_size, **m,
+                       "batch_size": args.batch_size, "jax": jax.__version__,
+                       "date": datetime.date.today().isoformat(), **m,
                        "total_bytes": m["memory_bytes"] - m["alias_bytes"]}
                 key = (row["target"], rule.name, storage, args.T, args.batch_size)
                 rows = [r for r in rows if (r["target"], r["rule"], r["storage"], r["T"],
@@ -100,6 +102,14 @@ def main(argv=None) -> int:
                       f"{row['total_bytes'] / 2**20:9.1f} MiB", flush=True)
                 jax.clear_caches()
     return 0
+
+
+def footer(rows) -> str:
+    """When the rows were compiled."""
+    dates = sorted({r.get("date", "?") for r in rows})
+    jaxes = sorted({r.get("jax", "?") for r in rows})
+    return (f"_Compiled {', '.join(dates)}, jax {', '.join(jaxes)} with its compile-only "
+            "plugins; no device._")
 
 
 def markdown(rows) -> str:

@@ -25,6 +25,8 @@ import contextlib
 import logging
 import os
 import re
+import signal
+import threading
 from typing import Any, Callable, TypeVar
 
 import jax
@@ -107,8 +109,7 @@ def read_checkpoint(directory: str | os.PathLike, step: int | None = None) -> tu
     if step is None:
         raise FileNotFoundError(f"no complete checkpoint in {directory}")
     one_device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-    with (_quiet_damaged_metadata(), _reads_finish_before_their_loop_closes(),
-          ocp.CheckpointManager(_location(directory)) as manager):
+    with _quiet_restore(), ocp.CheckpointManager(_location(directory)) as manager:
         out = manager.restore(
             int(step),
             args=ocp.args.Composite(
@@ -141,6 +142,27 @@ def _quiet_damaged_metadata():
         yield
     finally:
         logger.removeFilter(quiet)
+
+
+@contextlib.contextmanager
+def _ctrl_c_after_orbax():
+    """Within this context, Ctrl-C waits: a SIGINT is raised as KeyboardInterrupt when the
+    context ends. orbax logs a KeyboardInterrupt that lands in its save or wait as a failed
+    save, with a traceback, although the interrupted write is finished or discarded cleanly;
+    deferred, the interrupt reaches the caller with nothing half-done. A no-op off the main
+    thread (where Python delivers no signals) or under a handler other than Python's."""
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        yield
+        return
+    caught = []
+    signal.signal(signal.SIGINT, lambda *_: caught.append(True))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if caught:
+        raise KeyboardInterrupt
 
 
 @contextlib.contextmanager
@@ -193,6 +215,14 @@ def _reads_finish_before_their_loop_closes():
         yield
     finally:
         asyncio_utils._run_sync_via_new_loop = original
+
+
+@contextlib.contextmanager
+def _quiet_restore():
+    """Within this context, a restore says nothing but its result or its exception
+    (:func:`_quiet_damaged_metadata`, :func:`_reads_finish_before_their_loop_closes`)."""
+    with _quiet_damaged_metadata(), _reads_finish_before_their_loop_closes():
+        yield
 
 
 def _one_line(e: BaseException) -> str:
@@ -293,12 +323,13 @@ class Checkpointer:
                 f"refusing to checkpoint step {step}: the train state holds NaN or Inf"
             )
         ocp = self._ocp
-        saved = self._manager.save(
-            int(step),
-            args=ocp.args.Composite(
-                state=ocp.args.StandardSave(_to_tree(ts)), meta=ocp.args.JsonSave(meta)
-            ),
-        )
+        with _ctrl_c_after_orbax():
+            saved = self._manager.save(
+                int(step),
+                args=ocp.args.Composite(
+                    state=ocp.args.StandardSave(_to_tree(ts)), meta=ocp.args.JsonSave(meta)
+                ),
+            )
         if not saved:  # orbax skips (silently) a step at or below its newest
             raise ValueError(
                 f"checkpoint step {step} was not written: {self.directory} already holds step "
@@ -349,14 +380,14 @@ class Checkpointer:
     def _newest_readable(self, step: int | None, read: Callable[[int], _T]) -> tuple[int, _T]:
         """``(step, read(step))``; with ``step`` None, of the newest step that reads."""
         if step is not None:
-            with _quiet_damaged_metadata(), _reads_finish_before_their_loop_closes():
+            with _quiet_restore():
                 return int(step), read(int(step))
         steps = [s for s in self.steps() if s not in self._unreadable]
         if not steps and not self._unreadable:
             raise FileNotFoundError(f"no complete checkpoint in {self.directory}")
         for s in reversed(steps):
             try:
-                with _quiet_damaged_metadata(), _reads_finish_before_their_loop_closes():
+                with _quiet_restore():
                     return s, read(s)
             except Exception as e:  # orbax and tensorstore raise all kinds, plain Exception too
                 self._unreadable[s] = _one_line(e)
@@ -394,12 +425,14 @@ class Checkpointer:
 
     def wait(self) -> None:
         """Block until every pending write is committed."""
-        self._manager.wait_until_finished()
+        with _ctrl_c_after_orbax():
+            self._manager.wait_until_finished()
 
     def close(self) -> None:
         """Finish pending writes and release orbax's resources."""
-        self._manager.wait_until_finished()
-        self._manager.close()
+        with _ctrl_c_after_orbax():
+            self._manager.wait_until_finished()
+            self._manager.close()
 
     def __enter__(self) -> "Checkpointer":
         return self

@@ -29,10 +29,10 @@ log = logging.getLogger("snnjax.cli")
 
 # The rule parameters each rule reads (rules.by_name takes all of them and ignores the rest).
 RULE_PARAMS: dict[str, frozenset[str]] = {
-    "bptt": frozenset({"chunk"}),
-    "tbptt": frozenset({"window", "online"}),
-    "local": frozenset({"block_size"}),
-    "tbptt-local": frozenset({"window", "block_size", "online"}),
+    "bptt": frozenset({"chunk", "remat"}),
+    "tbptt": frozenset({"window", "online", "remat"}),
+    "local": frozenset({"block_size", "remat"}),
+    "tbptt-local": frozenset({"window", "block_size", "online", "remat"}),
     "sltt": frozenset({"chunk"}),
     "sltt-k": frozenset({"K", "chunk"}),
     "ottt-a": frozenset({"chunk"}),
@@ -40,7 +40,7 @@ RULE_PARAMS: dict[str, frozenset[str]] = {
 }
 _ALL_RULE_PARAMS = frozenset().union(*RULE_PARAMS.values())
 _FLAG = {"window": "--window", "block_size": "--block-size", "K": "--K", "online": "--online",
-         "chunk": "--chunk"}
+         "chunk": "--chunk", "remat": "--remat"}
 # The model options of `train`, checked against the model factory's signature.
 _MODEL_OPTIONS = {"hidden": "--hidden", "width": "--width", "dropout": "--dropout",
                   "pool": "--pool"}
@@ -153,6 +153,10 @@ def _add_rule_args(p: argparse.ArgumentParser, d) -> None:
     g.add_argument("--online", action="store_true", default=None,
                    help="TBPTT: an optimizer step after every window instead of one per "
                         "batch; tbptt, tbptt-local")
+    g.add_argument("--remat", action="store_true", default=None,
+                   help="recompute the forward during the backward (docs/schedules.md: the "
+                        "same gradient, memory O(√T) of the neuron states instead of O(T) "
+                        "residuals, one more forward pass); bptt, tbptt, local, tbptt-local")
 
 
 def _add_data_args(g, d) -> None:

@@ -57,6 +57,7 @@ class TrainConfig:
     K: int = 1
     online: bool = False
     chunk: int | None = None
+    remat: bool = False
     # model options
     hidden: tuple[int, ...] = (128,)
     width: float = 1.0
@@ -97,7 +98,7 @@ class TrainConfig:
 def make_rule(cfg: TrainConfig) -> rules.Rule:
     return rules.by_name(
         cfg.rule, window=cfg.window, block_size=cfg.block_size, K=cfg.K, online=cfg.online,
-        chunk=cfg.chunk,
+        chunk=cfg.chunk, remat=cfg.remat,
     )
 
 

@@ -29,14 +29,19 @@ from typing import Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.ad_checkpoint import checkpoint_name
 
 from snnjax import surrogate as surrogate_lib
 
 __all__ = [
     "LIFParams", "LIFState", "LIFCarry", "lif_state", "lif_carry", "lif_step", "lif_step_v",
     "lif_run", "lif_refire",
-    "potential",
+    "potential", "POTENTIAL",
 ]
+
+#: The name (``jax.ad_checkpoint.checkpoint_name``) of the pre-reset potential ``u[t]`` in
+#: :func:`lif_step_v`: what a recomputing schedule saves of a step (docs/schedules.md).
+POTENTIAL = "snnjax.potential"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,7 +137,9 @@ def lif_step_v(
     The same operations in the same order (the reset applied at the end of the step instead
     of the start of the next), so the same spikes and gradients; the carry is one buffer.
     """
-    u = _charge(p, v, current, decay)
+    # Named for recomputation (docs/schedules.md): everything else of the step's backward
+    # is element-wise in u, or linear.
+    u = checkpoint_name(_charge(p, v, current, decay), POTENTIAL)
     s = p.surrogate(u - p.v_th)
     s_reset = jax.lax.stop_gradient(s) if p.detach_reset else s
     return s, potential(p, LIFCarry(u, s_reset))

@@ -1,8 +1,11 @@
 """`snnjax bench`: cost table, grid and planner end to end on tiny settings."""
 
 import functools
+import inspect
 import json
 import operator
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -184,10 +187,10 @@ def test_plan_rows_with_injected_non_monotone_memory():
 
 
 def test_sizes_read_in_a_sensible_binary_unit():
-    assert bench._size(512) == "512 B"
-    assert bench._size(4e6) == "3.81 MiB"  # --budget 4MB
-    assert bench._size(15000) == "14.65 KiB"
-    assert bench._size(40 * 2**30) == "40.00 GiB"
+    assert bench.text.format_size(512) == "512 B"
+    assert bench.text.format_size(4e6) == "3.81 MiB"  # --budget 4MB
+    assert bench.text.format_size(15000) == "14.65 KiB"
+    assert bench.text.format_size(40 * 2**30) == "40.00 GiB"
 
 
 def test_plan_rows_cap_and_nothing_fits():
@@ -202,9 +205,9 @@ def test_plan_rows_cap_and_nothing_fits():
     (r,) = rows
     assert (r["max_T"], r["max_T_capped"]) == (16, True)
     assert (r["max_batch"], r["max_batch_capped"]) == (32, True)
-    line = bench._plan_line(r)
+    line = bench.text.plan_line(r)
     assert "max T 16+" in line and "max batch 32+" in line
-    assert "fits too" in bench._plan_line({**r, "max_T_capped": False, "max_T_fits_beyond": 20})
+    assert "fits too" in bench.text.plan_line({**r, "max_T_capped": False, "max_T_fits_beyond": 20})
 
 
 def test_cost_cli_writes_json_and_png_consistent_with_memory_analysis(tmp_path, capsys):
@@ -280,7 +283,7 @@ def test_plan_cli(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "max T" in text and "every value tested up to v fits" in text
     assert "budget 15,000 bytes (14.65 KiB)" in text, text  # not "(0.00 GiB)"
-    assert f"max T {row['max_T']} ({bench._size(row['memory_at_max_T'])})" in text, text
+    assert f"max T {row['max_T']} ({bench.text.format_size(row['memory_at_max_T'])})" in text, text
     assert 4 <= row["max_T"] < 8 and not row["max_T_capped"]
     assert row["memory_at_max_T"] <= 15000
     trainer = Trainer(models.mlp(10, hidden=(16,)), rules.bptt(), cost.default_optimizer())
@@ -304,3 +307,13 @@ def test_plan_sltt_fits_longer_sequences_and_finds_a_batch(tmp_path):
 def test_plan_rejects_bad_budget(capsys):
     assert cli.main(["bench", "plan", *TINY, "--budget", "lots"]) == 2
     assert "cannot read a memory size" in capsys.readouterr().err
+
+
+def test_public_names_and_python_m_snnjax_bench():
+    for name in bench.__all__:
+        obj = getattr(bench, name)
+        assert callable(obj) and not inspect.ismodule(obj), name
+    out = subprocess.run([sys.executable, "-m", "snnjax.bench", "plan", "--help"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "--budget" in out.stdout

@@ -514,3 +514,27 @@ def test_resuming_a_finished_run_says_so_and_writes_strict_json(finished_run, tm
     assert result["step_time_s"] is None
     assert result["history"] == finished_run[1]["history"]
     assert complete_steps(ckpt) == [5, 10]
+
+
+def test_ctrl_c_during_an_orbax_wait_is_raised_after_it(tmp_path, trained, monkeypatch):
+    # The CLI's Ctrl-C test lands its SIGINT wherever the run happens to be; here it lands
+    # inside orbax's wait on purpose. orbax logs an interrupt there as a failed save, with a
+    # traceback: the interrupt must reach the caller only once orbax's call has returned.
+    _, ts, _ = trained
+    finished = []
+
+    def wait_interrupted():
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)  # the signal is handled here, between bytecodes
+        finished.append(True)
+
+    with Checkpointer(tmp_path) as ckpt:
+        ckpt.save(1, ts, {})
+        ckpt.wait()
+        monkeypatch.setattr(ckpt._manager, "wait_until_finished", wait_interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            ckpt.wait()
+        assert finished == [True]
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        monkeypatch.undo()
+    assert complete_steps(tmp_path) == [1]

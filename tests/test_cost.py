@@ -1,5 +1,7 @@
 """snnjax.cost: analytic MACs and memory access against hand counts, compiled memory."""
 
+import inspect
+
 import jax
 import jax.numpy as jnp
 import pytest
@@ -162,3 +164,11 @@ def test_measure_rejects_impossible_settings():
     with pytest.raises(ValueError, match="rank"):
         cost.measure(Trainer(models.cnn(C), rules.bptt(), cost.default_optimizer()), T=2,
                      batch_size=B, input_shape=(D,), rates=False)
+
+
+def test_public_names_stay_importable_from_snnjax_cost():
+    # The package's modules must not shadow a function of the same name (cost.measure).
+    for name in cost.__all__:
+        obj = getattr(cost, name)
+        assert callable(obj) and not inspect.ismodule(obj), name
+    assert cost.measure is cost.figures.measure and cost.step_memory is cost.memory.step_memory

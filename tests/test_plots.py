@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from snnjax import bench, cli
+from snnjax.bench import command
 
 # experiments/ is a top-level package of the repository, not of the installed snnjax.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -27,8 +28,8 @@ def test_plot_without_matplotlib_is_one_line_before_any_work(args, monkeypatch, 
     def never(*a, **k):
         raise AssertionError("measured although the plot cannot be drawn")
 
-    monkeypatch.setattr(bench, "cost_rows", never)
-    monkeypatch.setattr(bench, "grid_rows", never)
+    monkeypatch.setattr(command, "cost_rows", never)
+    monkeypatch.setattr(command, "grid_rows", never)
     assert cli.main(["bench", *args]) == 2
     captured = capsys.readouterr()
     assert captured.err == (

@@ -157,8 +157,8 @@ def test_cli_target_and_default_budget(capsys):
     assert "needs a memory budget" in capsys.readouterr().err
     # Compile-only targets time nothing unless asked.
     h100 = targets.get_target("h100")
-    assert bench._steps(_parse(["bench", "cost", "--target", "h100"]), h100) == 0
-    assert bench._steps(_parse(["bench", "cost"]), None) == 3
+    assert bench.command._steps(_parse(["bench", "cost", "--target", "h100"]), h100) == 0
+    assert bench.command._steps(_parse(["bench", "cost"]), None) == 3
 
 
 def test_plan_rows_budget_is_the_targets_memory():

@@ -31,7 +31,7 @@ FULL = Sizes()
 # Tiny: the same rows and code paths, shrunk to seconds on 2 CPU cores. The conv nets keep
 # their factories (vgg11_sws with a 2-conv cfg, preact_resnet with one residual unit), and
 # XLA:CPU compiles without its expensive passes (TINY_XLA_FLAGS): compiling dominates there.
-TINY = Sizes(dense_N=(64, 128), dense_T=8, dense_B=4, conv_T=2, conv_B=4, image=8,
+TINY = Sizes(dense_N=(64,), dense_T=8, dense_B=4, conv_T=2, conv_B=4, image=8,
              plan_models=("vgg11_sws",), plan_B=4, plan_probes=(2, 4), plan_max_T=16,
              conv_only=(("resnet18", ("BPTT", "SLTT", "SLTT-K(1)")),), tiny=True)
 

@@ -22,23 +22,30 @@ NAMES = ("bptt", "tbptt", "local", "tbptt-local", "sltt", "sltt-k", "ottt-a", "o
 
 def by_name(
     name: str, *, window: int = 2, block_size: int = 1, K: int = 1, online: bool = False,
-    chunk: int | None = None,
+    chunk: int | None = None, remat: bool = False,
 ) -> Rule:
     """Build a rule from its CLI name and the rules' parameters.
 
     ``tbptt`` uses ``window`` (and ``online``); ``local`` wraps BPTT and ``tbptt-local`` wraps
     TBPTT(window), both with ``block_size``; ``sltt-k`` uses ``K``; ``chunk`` is the schedule
-    of ``bptt``, ``sltt``, ``sltt-k`` and ``ottt-a`` (docs/schedules.md).
+    of ``bptt``, ``sltt``, ``sltt-k`` and ``ottt-a``, ``remat`` that of ``bptt``, ``tbptt``
+    and the local rules' inner rule (docs/schedules.md); the other rules refuse ``remat``.
     """
     key = name.replace("_", "-").lower()
     if key == "bptt":
-        return bptt(chunk=chunk)
+        return bptt(chunk=chunk, remat=remat)
     if key == "tbptt":
-        return tbptt(window, online=online)
+        return tbptt(window, online=online, remat=remat)
     if key == "local":
-        return local(bptt(), block_size=block_size)
+        return local(bptt(remat=remat), block_size=block_size)
     if key == "tbptt-local":
-        return local(tbptt(window, online=online), block_size=block_size)
+        return local(tbptt(window, online=online, remat=remat), block_size=block_size)
+    if remat and key in NAMES:
+        raise ValueError(
+            f"rule {name} takes no remat: it recomputes the steps of a differentiated window "
+            "(bptt, tbptt, local, tbptt-local), and this rule differentiates one chunk at a "
+            "time (lower its chunk for less memory; docs/schedules.md)"
+        )
     if key == "sltt":
         return sltt(chunk=chunk)
     if key == "sltt-k":

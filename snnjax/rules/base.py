@@ -20,22 +20,17 @@ for every batch. The training step never branches on which rule it has.
 from __future__ import annotations
 
 import dataclasses
-import math
-import warnings
 from typing import Any
 
-import chex
-import flax
 import flax.linen as nn
 import jax
 import optax
 
-from snnjax.layers import TRACE_ERROR, Conv, Dense, MaxPool
 from snnjax.losses import Loss
-from snnjax.neurons import SpikingNeuron
 from snnjax.rules.engine import TRANSIENT, Aux, Plan, Stage, resolve_pieces, run
+from snnjax.rules.model_checks import check_batch, check_model
 
-__all__ = ["Rule", "Temporal", "Aux", "TRANSIENT", "check_model"]
+__all__ = ["Rule", "Temporal", "Aux", "TRANSIENT"]
 
 PyTree = Any
 
@@ -115,7 +110,7 @@ class Rule:
 
     def _prepare(self, model, params, state, xs, ys, loss):
         """Every check before anything is compiled; ``(plan, stages)`` for the engine."""
-        _check_batch(xs, ys)
+        check_batch(xs, ys)
         self.validate(xs.shape[0], loss)
         return self._plan_and_stages(model, params, state, xs)
 
@@ -180,6 +175,11 @@ class Temporal(Rule):
         window's length one op per synapse over all its steps; None lets the engine choose
         from the model (:func:`snnjax.rules.engine.piece_length`: the fewest steps that
         give every synapse op enough rows to run at speed).
+      remat: (BPTT, TBPTT) recompute the forward during the backward: a window stores only
+        the neuron states (and other carried state) entering each segment of ``⌈√window⌉``
+        steps (:func:`snnjax.rules.engine.remat_segment`), and each segment's forward is run
+        again, once, when its backward needs it. The same gradient; memory O(√window)
+        instead of O(window), for one more forward pass (docs/schedules.md).
     """
 
     window: int | None = None
@@ -188,12 +188,21 @@ class Temporal(Rule):
     K: int | None = None
     steps: tuple[int, ...] | None = None
     chunk: int | None = None
+    remat: bool = False
 
     def __post_init__(self):
         if self.window is not None:
             _positive_int(self.window, "TBPTT window k")
         if self.chunk is not None:
             _positive_int(self.chunk, "chunk")
+        if not isinstance(self.remat, bool):
+            raise ValueError(f"remat must be True or False, got {self.remat!r}")
+        if self.remat and self.cut:
+            raise ValueError(
+                "remat recomputes the steps of a differentiated window (bptt, tbptt); "
+                f"{self._cut_name()} differentiates one chunk at a time and keeps nothing "
+                "across chunks: lower its chunk= for less memory (docs/schedules.md)"
+            )
         if (self.traces or self.K is not None) and not self.cut:
             raise ValueError("traces and selected steps need the cut temporal route")
         if self.window is not None and self.cut:
@@ -207,11 +216,18 @@ class Temporal(Rule):
                                  f"got {steps}")
             object.__setattr__(self, "steps", steps)
 
+    def _cut_name(self) -> str:
+        if self.K is not None:
+            return "sltt_k"
+        return "ottt" if self.traces else "sltt"
+
     @property
     def name(self) -> str:
         if not self.cut:
             base = "bptt" if self.window is None else f"tbptt(k={self.window})"
-            return base if self.chunk is None else f"{base}[chunk={self.chunk}]"
+            schedule = ([] if self.chunk is None else [f"chunk={self.chunk}"]) + (
+                ["remat"] if self.remat else [])
+            return f"{base}[{','.join(schedule)}]" if schedule else base
         args = []
         if self.K is not None:
             base = "sltt_k"
@@ -227,7 +243,8 @@ class Temporal(Rule):
     @property
     def memory(self) -> str:
         if not self.cut:
-            return "O(T)" if self.window is None else "O(k)"
+            window = "T" if self.window is None else "k"
+            return f"O(√{window})" if self.remat else f"O({window})"
         chunked = (self.chunk or 1) > 1
         if self.K is not None:  # the K selected steps' states, replayed as one batch
             return "O(K + chunk)" if chunked else "O(K)"
@@ -262,160 +279,4 @@ class Temporal(Rule):
             chunk = T if self.window is None else self.window
             apply = None if self.chunk is None else min(self.chunk, chunk)
         return Plan(chunk=chunk, apply=apply, cut=self.cut, traces=self.traces, K=self.K,
-                    steps=self.steps)
-
-
-# ---------------------------------------------------------------------------- model checks
-
-
-def _check_batch(xs, ys) -> None:
-    """``xs [T, B, ...]`` time-major with integer labels ``ys [B]`` (at the public boundary;
-    :func:`snnjax.train.validate_batch` gives the friendlier messages before this)."""
-    try:
-        chex.assert_rank(ys, 1)
-        chex.assert_rank(xs, {3, 4, 5, 6})
-        chex.assert_axis_dimension(xs, 1, ys.shape[0])
-        chex.assert_type(ys, int)
-    except AssertionError as err:
-        raise ValueError(
-            f"a rule takes xs [T, B, ...] (time-major) and integer labels ys [B]; got xs "
-            f"{tuple(xs.shape)} and ys {tuple(ys.shape)} {ys.dtype}: {err}"
-        ) from None
-
-
-def _check_replayable(neuron_collection, calls) -> None:
-    """SLTT-K replays its steps from the neurons' recorded states: refuse a model that keeps
-    other state across steps in the ``"neuron"`` collection (e.g. VGG-F's feedback)."""
-    neuron_paths = {tuple(m.path) for m in calls if isinstance(m, SpikingNeuron)}
-    flat = flax.traverse_util.flatten_dict(dict(neuron_collection))
-    for path in flat:
-        if tuple(path[:-1]) not in neuron_paths:
-            raise ValueError(
-                f"SLTT-K replays its selected steps from the neurons' recorded states, but the "
-                f"model keeps other state across steps: '{'/'.join(path)}' (docs/rules.md). "
-                "Use sltt(), which carries it step by step"
-            )
-
-
-def _kernel_holder(module: nn.Module) -> bool:
-    return any(module.has_variable("params", n) for n in ("kernel", "kernel_ws"))
-
-
-def _layer(module: nn.Module) -> str:
-    return f"'{'/'.join(module.path) or type(module).__name__}' ({type(module).__name__})"
-
-
-def check_model(stages, params, state, xs, plan: Plan) -> int:
-    """Raise ValueError, before compiling, when the model cannot serve the plan.
-
-    Checks that the model maps a chunk ``[C, B, ...]`` to logits ``[C, B, classes]``, and
-    under OTTT's traces that every synapse after a neuron is a traced snnjax synapse and
-    that every neuron has a fixed decay (docs/rules.md), naming the layer.
-
-    Returns:
-      the most rows of one step's synapse op (its output's samples × positions, e.g.
-      ``B·H·W`` for a convolution), from which the engine chooses its default pieces
-      (:func:`~snnjax.rules.engine.resolve_pieces`).
-    """
-    calls, rows = [], 0
-
-    def probe(next_fun, args, kwargs, context):
-        nonlocal rows
-        if context.method_name == "__call__" and plan.traces and isinstance(
-                context.module, MaxPool):
-            raise ValueError(f"OTTT cannot train through {_layer(context.module)}: "
-                             + TRACE_ERROR)
-        out = next_fun(*args, **kwargs)
-        if context.method_name == "__call__":
-            calls.append(context.module)
-            if _kernel_holder(context.module) and hasattr(out, "shape"):
-                rows = max(rows, math.prod(out.shape[:-1]))
-        return out
-
-    r = plan.route
-    x = jax.ShapeDtypeStruct((1, *xs.shape[1:]), xs.dtype)
-    for stage in stages:
-        sp = stage.take(params)
-        st = {c: stage.take(state[c]) for c in state}
-        mutable = list(plan.transient) + list(st)
-
-        def apply(x_in, stage=stage, sp=sp, st=st, mutable=mutable):
-            with nn.intercept_methods(probe):
-                return stage.apply({"params": sp, **st}, x_in, train=False, key=None,
-                                   mutable=mutable, r=r)
-
-        (x, logits), new = jax.eval_shape(apply, x)
-        if logits.ndim != 3 or logits.shape[:2] != (1, xs.shape[1]):
-            raise ValueError(
-                f"the model must map a chunk xs [C, B, ...] to logits [C, B, classes] "
-                f"(docs/models.md); for a chunk of shape {(1, *xs.shape[1:])} it returned "
-                f"{tuple(logits.shape)}"
-            )
-        if plan.K is not None:
-            _check_replayable(new.get("neuron", {}), calls)
-    _warn_flax_batch_norm(calls)
-    if plan.traces:
-        _check_traced(calls)
-    return rows
-
-
-def _warn_flax_batch_norm(calls) -> None:
-    """flax's ``nn.BatchNorm`` pools its statistics over every step of a chunk, so what it
-    computes depends on the schedule (docs/models.md): say so, once per layer."""
-    for module in calls:
-        if isinstance(module, nn.BatchNorm):
-            warnings.warn(
-                f"{_layer(module)} is flax.linen.BatchNorm: in training it pools the "
-                "statistics over all C steps of a chunk, so the result depends on the "
-                "schedule (chunk, window, rule); use snnjax.layers.BatchNorm, which "
-                "normalises each time step by its own batch (docs/models.md)",
-                UserWarning, stacklevel=2,
-            )
-
-
-def _check_traced(calls) -> None:
-    """OTTT's traces (docs/models.md): every neuron has a fixed decay; the first synapse, on
-    the raw input, is not traced; every synapse after a neuron is traced, with the decay of
-    the neuron called last before it.
-
-    The order is the order of the calls: the neuron "before" a synapse is the last one
-    that ran before it.
-    """
-    last_neuron = None
-    first_synapse = True
-    for module in calls:
-        if isinstance(module, SpikingNeuron):
-            if not module.fixed_decay:
-                raise ValueError(
-                    f"OTTT cannot train neuron {_layer(module)}: its decay is learnable, and "
-                    "OTTT's presynaptic trace assumes a fixed λ (docs/rules.md)"
-                )
-            last_neuron = module
-            continue
-        if not _kernel_holder(module):
-            continue
-        traced = isinstance(module, (Dense, Conv)) and module.traced
-        if first_synapse and last_neuron is None and traced:
-            raise ValueError(
-                f"OTTT cannot train synapse {_layer(module)}: it reads the raw input (no "
-                "spiking neuron runs before it), whose factor in the weight gradient is the "
-                "input x[t] itself, but it keeps a presynaptic trace. Build it with "
-                "traced=False (docs/models.md)"
-            )
-        first_synapse = False
-        if last_neuron is None:
-            continue
-        if not traced:
-            raise ValueError(
-                f"OTTT cannot train synapse {_layer(module)}: it sits after a spiking "
-                "neuron but keeps no presynaptic trace, so its weight gradient would be "
-                "SLTT's. Use snnjax.layers.Dense/Conv (traced=True) (docs/models.md)"
-            )
-        decay = last_neuron.trace_decay
-        if not math.isclose(module.trace_decay, decay, rel_tol=1e-6, abs_tol=1e-12):
-            raise ValueError(
-                f"OTTT cannot train synapse {_layer(module)}: its trace decays with "
-                f"trace_decay={module.trace_decay:g}, but the neuron before it, "
-                f"{_layer(last_neuron)}, has λ = {decay:g}, so its weight gradient would use "
-                f"the wrong trace. Build it with trace_decay={decay:g} (docs/models.md)"
-            )
+                    steps=self.steps, remat=self.remat)

@@ -1,4 +1,5 @@
-"""Backpropagation through time: differentiate the whole sequence. Memory O(T)."""
+"""Backpropagation through time: differentiate the whole sequence. Memory O(T), or O(√T)
+with ``remat``."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from snnjax.rules.base import Temporal
 __all__ = ["bptt"]
 
 
-def bptt(*, chunk: int | None = None) -> Temporal:
+def bptt(*, chunk: int | None = None, remat: bool = False) -> Temporal:
     """BPTT with surrogate gradients: ``jax.value_and_grad`` of the forward over all T.
 
     Every temporal route (``v[t-1] → u[t]``) is kept, so residuals of all T steps are stored:
@@ -23,5 +24,9 @@ def bptt(*, chunk: int | None = None) -> Temporal:
         ones. An integer fixes the piece length; ``chunk=T`` is one op over all ``T·B``
         samples per synapse. Pieces run as a ``lax.scan``: the same stored residuals, but
         the backward's temporaries are those of one piece.
+      remat: recompute instead of store (docs/schedules.md): the forward keeps only the
+        state entering each segment of ``⌈√T⌉`` steps, and the backward runs each segment's
+        forward again before differentiating it. The same gradient; memory O(√T) of the
+        neuron states instead of O(T) residuals, for one more forward pass.
     """
-    return Temporal(chunk=chunk)
+    return Temporal(chunk=chunk, remat=remat)

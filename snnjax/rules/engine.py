@@ -21,6 +21,7 @@ and differentiates it: the backward's time ∝ K, not T.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, Callable, Mapping
 
 import flax.linen as nn
@@ -30,11 +31,13 @@ import optax
 
 from snnjax.layers import standardize_params
 from snnjax.losses import Loss
+from snnjax.neuron import POTENTIAL
 from snnjax.neurons import CUT, KEEP, REPLAY, Route, SpikingNeuron
+from snnjax.rules.walk import calls, take_state
 
 __all__ = [
     "Plan", "Stage", "Aux", "run", "route", "init_carry", "piece_length", "resolve_pieces",
-    "PIECE_ROWS", "TRANSIENT",
+    "remat_segment", "PIECE_ROWS", "TRANSIENT",
 ]
 
 PyTree = Any
@@ -91,6 +94,9 @@ class Plan:
       K: SLTT-K's number of selected steps, or None.
       steps: SLTT-K's explicit steps (sorted), or None to draw them from the key.
       online: apply the optimizer after every chunk.
+      remat: a chunk of the kept route stores, for its backward, only the carry entering
+        each segment of :func:`remat_segment` steps, and recomputes each segment's forward
+        during the backward (docs/schedules.md, recomputation).
     """
 
     chunk: int
@@ -100,6 +106,7 @@ class Plan:
     K: int | None = None
     steps: tuple[int, ...] | None = None
     online: bool = False
+    remat: bool = False
 
     @property
     def transient(self) -> tuple[str, ...]:
@@ -135,6 +142,14 @@ def piece_length(window: int, rows: int) -> int:
     return -(-window // n)
 
 
+def remat_segment(window: int) -> int:
+    """Steps per recomputed segment of a differentiated window of ``window`` steps under
+    ``remat``: ``⌈√window⌉``, which balances the carries stored at the ``window / L``
+    segment boundaries against the residuals of the one segment ``L`` being recomputed
+    (memory O(√window) of the neuron states, each step recomputed once)."""
+    return max(1, math.isqrt(window - 1) + 1) if window > 1 else 1
+
+
 def resolve_pieces(plan: Plan, rows: int) -> Plan:
     """``plan`` with its pieces chosen (:func:`piece_length`) where the rule left them to
     the model; ``rows`` as there."""
@@ -147,12 +162,12 @@ def route(r: Route):
     """Within this context, every neuron layer's call receives ``route=r`` (flax's method
     interception: the model's own code does not pass it)."""
 
-    def interceptor(next_fun, args, kwargs, context):
-        if context.method_name == "__call__" and isinstance(context.module, SpikingNeuron):
+    def visit(module, call, args, kwargs):
+        if isinstance(module, SpikingNeuron):
             kwargs = {**kwargs, "route": r}
-        return next_fun(*args, **kwargs)
+        return call(*args, **kwargs)
 
-    return nn.intercept_methods(interceptor)
+    return calls(visit)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -304,7 +319,7 @@ def run(
     # Initial carries, stage by stage (each stage's input shape from the previous one).
     carries, x1 = [], jax.ShapeDtypeStruct((1, *xs.shape[1:]), xs.dtype)
     for stage in stages:
-        st = {c: stage.take(state[c]) for c in state}
+        st = take_state(stage, state)
         carry, x1 = _carry_and_features(stage, stage.take(p0), st, x1, plan)
         carries.append(carry)
 
@@ -324,7 +339,12 @@ def run(
             return new_carry, (feat, logits, {k: new[k] for k in mutable_extra if k in new})
 
         piece = x.shape[0] if plan.cut else plan.apply  # a cut chunk is one application
-        if piece >= x.shape[0]:
+        if plan.remat and r_s.kind == "keep":
+            carry, (feat, logits) = _apply_recomputed(
+                jax.checkpoint(apply, policy=_SAVE_POTENTIALS), carry, x, piece,
+                remat_segment(x.shape[0]))
+            extra = {}
+        elif piece >= x.shape[0]:
             carry, (feat, logits, extra) = apply(carry, x)
         else:
             carry, (feat, logits) = _apply_in_pieces(apply, carry, x, piece)
@@ -433,6 +453,43 @@ def _apply_in_pieces(apply, carry, x, piece: int):
     feat, logits = flat(feat), flat(logits)
     if rest:
         carry, (f2, l2, _) = apply(carry, x[n * piece:])
+        feat, logits = jnp.concatenate([feat, f2]), jnp.concatenate([logits, l2])
+    return carry, (feat, logits)
+
+
+#: What a recomputed piece keeps for its backward: each neuron's pre-reset potential u[t]
+#: (:data:`snnjax.neuron.POTENTIAL`). Spikes, pooled and scaled synapse inputs and the
+#: surrogate's derivative are element-wise in u (or linear), so the backward redoes them
+#: without running a synapse again.
+_SAVE_POTENTIALS = jax.checkpoint_policies.save_only_these_names(POTENTIAL)
+
+
+def _apply_recomputed(apply, carry, x, piece: int, segment: int):
+    """:func:`_apply_in_pieces` over ``x [W, ...]`` in segments of ``segment`` steps, each
+    under ``jax.checkpoint``: the backward keeps only the carry entering each segment (and
+    the segment's slice of ``x``, which the caller keeps anyway) and recomputes one
+    segment's forward at a time; outputs concatenated back to ``[W, ...]``. A segment of
+    the whole window is not recomputed: then only ``apply``'s own policy holds."""
+
+    def run_segment(c, xs):
+        if piece >= xs.shape[0]:
+            c, (feat, logits, _) = apply(c, xs)
+            return c, (feat, logits)
+        return _apply_in_pieces(apply, c, xs, piece)
+
+    if segment >= x.shape[0]:
+        return run_segment(carry, x)
+    n, rest = divmod(x.shape[0], segment)
+    # Inside the scan nothing can be merged across iterations, so CSE need not be prevented.
+    in_scan = jax.checkpoint(run_segment, prevent_cse=False)
+    if n == 1:
+        carry, (feat, logits) = jax.checkpoint(run_segment)(carry, x[:segment])
+    else:
+        head = x[:n * segment].reshape(n, segment, *x.shape[1:])
+        carry, (feat, logits) = jax.lax.scan(in_scan, carry, head)
+        feat, logits = (a.reshape(n * segment, *a.shape[2:]) for a in (feat, logits))
+    if rest:
+        carry, (f2, l2) = jax.checkpoint(run_segment)(carry, x[n * segment:])
         feat, logits = jnp.concatenate([feat, f2]), jnp.concatenate([logits, l2])
     return carry, (feat, logits)
 

@@ -7,7 +7,7 @@ from snnjax.rules.base import Rule, Temporal
 __all__ = ["ottt", "ottt_a", "ottt_o"]
 
 
-def ottt(*, online: bool = False, chunk: int | None = None) -> Rule:
+def ottt(*, online: bool = False, chunk: int | None = None, remat: bool = False) -> Rule:
     """OTTT: SLTT's per-step gradient with presynaptic traces in the weight gradient.
 
     Every traced synapse keeps ``â[t] = λ·â[t-1] + s[t]`` of its input (no gradient) and
@@ -24,8 +24,9 @@ def ottt(*, online: bool = False, chunk: int | None = None) -> Rule:
         OTTT_O (optimizer step at every time step, T updates per batch; the step t+1 forward
         uses the updated weights, state and traces carry over): always one step per chunk.
       chunk: OTTT_A's steps per chunk (as :func:`snnjax.rules.sltt`); not with online.
+      remat: refused (ValueError), as for :func:`snnjax.rules.sltt`.
     """
-    rule = Temporal(cut=True, traces=True, chunk=chunk)
+    rule = Temporal(cut=True, traces=True, chunk=chunk, remat=remat)
     if online:
         from snnjax.rules.online import online as online_
 

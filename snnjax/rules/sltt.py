@@ -12,7 +12,7 @@ from snnjax.rules.base import Temporal
 __all__ = ["sltt", "sltt_k", "select_steps"]
 
 
-def sltt(*, chunk: int | None = None) -> Temporal:
+def sltt(*, chunk: int | None = None, remat: bool = False) -> Temporal:
     """SLTT: drop every temporal route of backprop, ``u[t] = λ·sg(v[t-1]) + I[t]``.
 
     ``∇W_l = Σ_t δ_l[t]·s_{l-1}[t]ᵀ`` with δ purely spatial; one optimizer step per batch.
@@ -23,8 +23,11 @@ def sltt(*, chunk: int | None = None) -> Temporal:
       chunk: steps per chunk (docs/schedules.md: the same gradient for every chunk). None or 1:
         memory O(1) in T, one step at a time. Larger chunks fold time into the batch of
         every synapse (faster, memory O(chunk)); ``chunk >= T`` runs the batch as one chunk.
+      remat: refused (ValueError): each chunk is differentiated on its own and nothing is
+        kept across chunks, so there is nothing to recompute; a smaller chunk is the way
+        to less memory.
     """
-    return Temporal(cut=True, chunk=chunk)
+    return Temporal(cut=True, chunk=chunk, remat=remat)
 
 
 def select_steps(key, T: int, K: int) -> jax.Array:
@@ -33,7 +36,8 @@ def select_steps(key, T: int, K: int) -> jax.Array:
     return jnp.zeros((T,), bool).at[idx].set(True)
 
 
-def sltt_k(K: int, *, steps: Sequence[int] | None = None, chunk: int | None = None) -> Temporal:
+def sltt_k(K: int, *, steps: Sequence[int] | None = None, chunk: int | None = None,
+           remat: bool = False) -> Temporal:
     """SLTT-K: as SLTT, but backward only at K steps drawn per batch (the same for the batch).
 
     A forward pass over all T steps (no differentiation; it advances neuron state and
@@ -49,5 +53,7 @@ def sltt_k(K: int, *, steps: Sequence[int] | None = None, chunk: int | None = No
         ``len(steps)`` must equal K. Random steps come from the ``key`` passed to the rule
         (split once, its second half selecting the steps; dropout uses the key itself).
       chunk: steps per chunk of the forward pass (memory O(chunk), faster when larger).
+      remat: refused (ValueError), as for :func:`sltt`.
     """
-    return Temporal(cut=True, K=K, steps=None if steps is None else tuple(steps), chunk=chunk)
+    return Temporal(cut=True, K=K, steps=None if steps is None else tuple(steps), chunk=chunk,
+                    remat=remat)

@@ -7,7 +7,8 @@ from snnjax.rules.base import Rule, Temporal
 __all__ = ["tbptt"]
 
 
-def tbptt(k: int, *, online: bool = False, chunk: int | None = None) -> Rule:
+def tbptt(k: int, *, online: bool = False, chunk: int | None = None,
+          remat: bool = False) -> Rule:
     """TBPTT(k): split T into windows of ``k`` steps; BPTT inside, ``stop_gradient`` on all
     carried state at every boundary; gradients summed over windows.
 
@@ -21,8 +22,10 @@ def tbptt(k: int, *, online: bool = False, chunk: int | None = None) -> Rule:
         mechanics of this option are ours).
       chunk: steps per application of the model within a window (as :func:`bptt`);
         None: pieces chosen from the model, at most the window.
+      remat: recompute each window's forward in segments of ``⌈√k⌉`` steps during its
+        backward (as :func:`bptt`): memory O(√k) of the neuron states, the same gradient.
     """
-    rule = Temporal(window=k, chunk=chunk)
+    rule = Temporal(window=k, chunk=chunk, remat=remat)
     if online:
         from snnjax.rules.online import online as online_
 

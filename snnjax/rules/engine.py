@@ -34,6 +34,7 @@ from snnjax.losses import Loss
 from snnjax.neuron import POTENTIAL
 from snnjax.neurons import CUT, KEEP, REPLAY, Route, SpikingNeuron
 from snnjax.rules.walk import calls, take_state
+from snnjax.spikes import float_residuals
 
 __all__ = [
     "Plan", "Stage", "Aux", "run", "route", "init_carry", "piece_length", "resolve_pieces",
@@ -326,6 +327,9 @@ def run(
     def stage_fn(stage, p_s, carry, x, r_s, mutable_extra=()):
         """(loss, (features, Σ_c logits, new carry, extra collections)) of one stage."""
         p_used = standardize_params(p_s) if online else p_s
+        recomputed = plan.remat and r_s.kind == "keep"
+        if recomputed:
+            stage = _recomputed_stage(stage)
 
         def apply(carry, xc):
             (feat, logits), new = stage.apply(
@@ -339,7 +343,7 @@ def run(
             return new_carry, (feat, logits, {k: new[k] for k in mutable_extra if k in new})
 
         piece = x.shape[0] if plan.cut else plan.apply  # a cut chunk is one application
-        if plan.remat and r_s.kind == "keep":
+        if recomputed:
             carry, (feat, logits) = _apply_recomputed(
                 jax.checkpoint(apply, policy=_SAVE_POTENTIALS), carry, x, piece,
                 remat_segment(x.shape[0]))
@@ -462,6 +466,15 @@ def _apply_in_pieces(apply, carry, x, piece: int):
 #: surrogate's derivative are element-wise in u (or linear), so the backward redoes them
 #: without running a synapse again.
 _SAVE_POTENTIALS = jax.checkpoint_policies.save_only_these_names(POTENTIAL)
+
+
+def _recomputed_stage(stage: Stage) -> Stage:
+    """``stage`` with its synapses' inputs kept as floats
+    (:func:`snnjax.spikes.float_residuals`): under :data:`_SAVE_POTENTIALS` a synapse's
+    residual is not stored but redone in the backward from the potentials, so packing its
+    spikes as bits would only add the packing and unpacking to the recomputation (the same
+    gradient)."""
+    return dataclasses.replace(stage, module=float_residuals(stage.module))
 
 
 def _apply_recomputed(apply, carry, x, piece: int, segment: int):

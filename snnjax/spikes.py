@@ -322,28 +322,28 @@ def check_spike_inputs(model: nn.Module, variables, xs, *, key=None) -> None:
         train, holds a value that is neither 0 nor its one nonzero value.
     """
     from snnjax.layers import Conv, Dense  # here: snnjax.layers imports this module
+    from snnjax.rules.walk import calls
 
     key = jax.random.key(0) if key is None else key
     mutable = sorted({c for c in variables if c != "params"} | {"neuron"})
     found: list[tuple[str, str]] = []
 
-    def probe(next_fun, args, kwargs, context):
-        synapse = isinstance(context.module, (Dense, Conv))
-        storage = context.module.input_storage if synapse else "float"
-        if context.method_name == "__call__" and storage != "float" and args:
+    def probe(module, call, args, kwargs):
+        storage = module.input_storage if isinstance(module, (Dense, Conv)) else "float"
+        if storage != "float" and args:
             x = args[0]
             if storage == "bits_before_pool":
                 before = kwargs.get("before_pool")
                 x = None if before is None else before.spikes
             if x is not None:
-                found.append(("/".join(context.module.path), storage))
+                found.append(("/".join(module.path), storage))
                 checks.append(_first_non_spike(x))
-        return next_fun(*args, **kwargs)
+        return call(*args, **kwargs)
 
     def run(variables, xs):
         checks.clear()
         found.clear()
-        with nn.intercept_methods(probe):
+        with calls(probe):
             model.apply(variables, xs, train=True, rngs={"dropout": key}, mutable=mutable)
         return list(checks)
 

@@ -328,8 +328,8 @@ def run(
         """(loss, (features, Σ_c logits, new carry, extra collections)) of one stage."""
         p_used = standardize_params(p_s) if online else p_s
         recomputed = plan.remat and r_s.kind == "keep"
-        if recomputed:
-            stage = _recomputed_stage(stage)
+        if recomputed or (r_s.kind == "cut" and x.shape[0] == 1):
+            stage = _float_stage(stage)
 
         def apply(carry, xc):
             (feat, logits), new = stage.apply(
@@ -468,12 +468,13 @@ def _apply_in_pieces(apply, carry, x, piece: int):
 _SAVE_POTENTIALS = jax.checkpoint_policies.save_only_these_names(POTENTIAL)
 
 
-def _recomputed_stage(stage: Stage) -> Stage:
+def _float_stage(stage: Stage) -> Stage:
     """``stage`` with its synapses' inputs kept as floats
-    (:func:`snnjax.spikes.float_residuals`): under :data:`_SAVE_POTENTIALS` a synapse's
-    residual is not stored but redone in the backward from the potentials, so packing its
-    spikes as bits would only add the packing and unpacking to the recomputation (the same
-    gradient)."""
+    (:func:`snnjax.spikes.float_residuals`; the same gradient), where bits would save
+    nothing: a recomputed stage (under :data:`_SAVE_POTENTIALS` a synapse's residual is not
+    stored but redone in the backward from the potentials), and a one-step chunk of a cut
+    route (its residuals live for that step's backward alone). Packing there only adds
+    work and its temporaries (reading the spikes before a pool at full resolution)."""
     return dataclasses.replace(stage, module=float_residuals(stage.module))
 
 

@@ -38,7 +38,8 @@ INTRO = (
     "inputs: `float` (`snnjax.spikes.float_residuals`: float32 everywhere, as before issue "
     "23), `bits, pooled float` (spike trains as bits, the three synapses after an average "
     "pool keeping the pooled float32 values), `bits` (the default: those three keep the "
-    "spikes before the pool, four bits per pooled value). Regenerate with "
+    "spikes before the pool, four bits per pooled value); `bptt(remat=True)` with the first "
+    "and last. Regenerate with "
     "`JAX_PLATFORMS=cpu .venv/bin/python benchmarks/spikes_memory.py cpu h100`."
 )
 
@@ -51,9 +52,11 @@ NOTES = (
     "compiled peak drops by less (35 MiB on the H100): the rest of the peak is the "
     "backward pass's temporaries at full resolution and the weight-sized buffers "
     "(standardised kernels, gradients, momentum), which the residual storage does not "
-    "touch. SLTT (chunk 1) keeps one step's residuals; its peak is in the backward pass of "
-    "the first, largest layers, where the rebuilt float input is live anyway, so bits do "
-    "not lower it (a few MiB more on the H100: the packing's own temporaries)."
+    "touch. Where bits would save nothing the engine keeps the synapses' inputs as floats, "
+    "so those rows are the same under every storage: SLTT at chunk 1 holds one step's "
+    "residuals for that step's backward alone (with bits, at commit 5fcf481, 578.4 MiB on "
+    "XLA:CPU and 511.9 MiB on the H100: the packing's temporaries), and `bptt(remat=True)` stores only "
+    "the potentials of a recomputed segment (docs/schedules.md)."
 )
 
 
@@ -123,7 +126,7 @@ def markdown(rows) -> str:
         cells.setdefault((r["target"], r["rule"], r["T"], r["batch_size"]), {})[r["storage"]] = r
     lines = ["| target | rule, T, batch | " + " | ".join(f"{s} MiB" for s in STORAGES)
              + " | bits ÷ float |", "|---|---|" + "---:|" * (len(STORAGES) + 1)]
-    for (target, rule, T, b), by in cells.items():
+    for (target, rule, T, b), by in sorted(cells.items(), key=lambda kv: kv[0]):
         vals = [f"{by[s]['total_bytes'] / 2**20:,.1f}" if s in by else "not run"
                 for s in STORAGES]
         ratio = (f"{by['bits']['total_bytes'] / by['float']['total_bytes']:.2f}"

@@ -55,8 +55,9 @@ NOTES = (
     "touch. Where bits would save nothing the engine keeps the synapses' inputs as floats, "
     "so those rows are the same under every storage: SLTT at chunk 1 holds one step's "
     "residuals for that step's backward alone (with bits, at commit 5fcf481, 578.4 MiB on "
-    "XLA:CPU and 511.9 MiB on the H100: the packing's temporaries), and `bptt(remat=True)` stores only "
-    "the potentials of a recomputed segment (docs/schedules.md)."
+    "XLA:CPU and 511.9 MiB on the H100: the packing's temporaries), and "
+    "`bptt(remat=True)` stores only the potentials of a recomputed segment "
+    "(docs/schedules.md)."
 )
 
 

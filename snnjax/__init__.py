@@ -9,6 +9,7 @@ from snnjax import models as models
 from snnjax import layers as layers
 from snnjax import neuron as neuron
 from snnjax import neurons as neurons
+from snnjax import recurrent as recurrent
 from snnjax import rules as rules
 from snnjax import surrogate as surrogate
 from snnjax import targets as targets

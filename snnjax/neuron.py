@@ -18,6 +18,15 @@ Two forms of the same step, with the same operations in the same order, and its 
   entering state was a constant (SLTT-K's replay): with a fixed λ, ``∂u[t]/∂I[t] = 1`` is
   all of it, so the replay needs neither ``v[t-1]`` nor the current's value.
 
+ALIF (Bellec et al. 2018, 2020) is the same step with an adaptive threshold, a second state
+variable ``a`` that each spike raises and that decays with its own factor ρ:
+
+    A[t] = V_th + β·a[t],   a[t] = ρ·a[t-1] + s[t-1]       (a[0] = 0)
+    s[t] = H(u[t] - A[t])                                  reset as LIF's (by V_th)
+
+(:func:`alif_step`, :func:`alif_step_v`; the indexing of Bellec et al. 2020, Methods:
+``a^{t+1} = ρ·a^t + z^t``, ``A^t = v_th + β·a^t``, ``z^t = H(v^t - A^t)``).
+
 The functions know nothing of training rules: a rule cuts the temporal route by handing in
 the state as a constant (:mod:`snnjax.neurons` does that for SLTT and OTTT).
 """
@@ -37,6 +46,8 @@ __all__ = [
     "LIFParams", "LIFState", "LIFCarry", "lif_state", "lif_carry", "lif_step", "lif_step_v",
     "lif_run", "lif_refire",
     "potential", "POTENTIAL",
+    "Adaptation", "ALIFState", "ALIFCarry", "ALIFKept", "alif_state", "alif_carry",
+    "alif_kept", "alif_step", "alif_step_v",
 ]
 
 #: The name (``jax.ad_checkpoint.checkpoint_name``) of the pre-reset potential ``u[t]`` in
@@ -184,3 +195,102 @@ def lif_run(p: LIFParams, currents: jax.Array, state: LIFState | None = None):
 
     final, spikes = jax.lax.scan(body, lif_carry(p, state), currents)
     return spikes, LIFState(final.u)
+
+
+# ---------------------------------------------------------------------------- ALIF
+
+
+@dataclasses.dataclass(frozen=True)
+class Adaptation:
+    """ALIF's threshold adaptation (hashable: a flax field or jit static).
+
+    Attributes:
+      rho: ρ in ``a[t] = ρ·a[t-1] + s[t-1]``, in [0, 1] (Bellec et al.: ``ρ = exp(-1/τ_a)``).
+      beta: β in ``A[t] = V_th + β·a[t]``, >= 0 (β = 0 is LIF).
+    """
+
+    rho: float = 0.9
+    beta: float = 1.0
+
+    def __post_init__(self):
+        if not 0.0 <= self.rho <= 1.0:
+            raise ValueError(f"ALIF adaptation decay ρ must be in [0, 1], got {self.rho}")
+        if not self.beta >= 0.0:
+            raise ValueError(f"ALIF adaptation strength β must be >= 0, got {self.beta}")
+
+
+class ALIFState(NamedTuple):
+    """An ALIF layer's state between chunks, ``[B, ...]`` each: the pre-reset potential
+    ``u[t-1]`` and the adaptation ``a[t-1]`` of the step that produced it."""
+
+    u: jax.Array
+    a: jax.Array
+
+
+class ALIFCarry(NamedTuple):
+    """A scan's carry: ``u[t-1]``, ``a[t-1]`` and the spike ``s[t-1]`` (with its surrogate
+    gradient), so that the next step's reset and adaptation are linear in the carry."""
+
+    u: jax.Array
+    a: jax.Array
+    s: jax.Array
+
+
+class ALIFKept(NamedTuple):
+    """The kept route's carry (:func:`alif_step_v`): the post-reset potential ``v[t-1]`` and
+    the adaptation ``a[t]`` the next step fires against."""
+
+    v: jax.Array
+    a: jax.Array
+
+
+def alif_state(like: jax.Array) -> ALIFState:
+    """The resting state (``u = a = 0``: no spike), shaped like ``like``."""
+    zeros = jnp.zeros_like(like)
+    return ALIFState(zeros, zeros)
+
+
+def _fire(p: LIFParams, q: Adaptation, u, a):
+    return p.surrogate(u - (p.v_th + q.beta * a))
+
+
+def alif_carry(p: LIFParams, q: Adaptation, state: ALIFState) -> ALIFCarry:
+    """The scan carry of a state: its spike recomputed from ``(u, a)`` (surrogate kept)."""
+    return ALIFCarry(state.u, state.a, _fire(p, q, state.u, state.a))
+
+
+def alif_kept(p: LIFParams, q: Adaptation, state: ALIFState) -> ALIFKept:
+    """The kept route's carry of a state: ``v[t-1]`` after its reset and ``a[t]``."""
+    carry = alif_carry(p, q, state)
+    s_reset = jax.lax.stop_gradient(carry.s) if p.detach_reset else carry.s
+    return ALIFKept(potential(p, LIFCarry(carry.u, s_reset)), q.rho * carry.a + carry.s)
+
+
+def alif_step(
+    p: LIFParams, q: Adaptation, carry: ALIFCarry, current: jax.Array
+) -> tuple[jax.Array, ALIFCarry]:
+    """One ALIF step: ``(s[t], ALIFCarry(u[t], a[t], s[t]))`` from ``(u, a, s)[t-1]``.
+
+    ``u[t] = λ·v[t-1] + I[t]`` (``v[t-1]`` reset by V_th as LIF's), ``a[t] = ρ·a[t-1] +
+    s[t-1]``, ``s[t] = H(u[t] - V_th - β·a[t])``. ``current``: ``I[t]``, ``[B, ...]``.
+    """
+    s_reset = jax.lax.stop_gradient(carry.s) if p.detach_reset else carry.s
+    v = potential(p, LIFCarry(carry.u, s_reset))
+    a = q.rho * carry.a + carry.s
+    u = _charge(p, v, current, None)
+    s = _fire(p, q, u, a)
+    return s, ALIFCarry(u, a, s)
+
+
+def alif_step_v(
+    p: LIFParams, q: Adaptation, carry: ALIFKept, current: jax.Array
+) -> tuple[jax.Array, ALIFKept]:
+    """:func:`alif_step` carrying ``(v[t-1], a[t])``: ``(s[t], ALIFKept(v[t], a[t+1]))``.
+
+    The same operations in the same order (the reset and the adaptation applied at the end of
+    the step instead of the start of the next), so the same spikes and gradients.
+    """
+    u = checkpoint_name(_charge(p, carry.v, current, None), POTENTIAL)
+    s = _fire(p, q, u, carry.a)
+    s_reset = jax.lax.stop_gradient(s) if p.detach_reset else s
+    return s, ALIFKept(potential(p, LIFCarry(u, s_reset)), q.rho * carry.a + s)

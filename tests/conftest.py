@@ -2,6 +2,8 @@
 
 import os
 
+from xla_flags import COMPILE_FAST
+
 # Must be set before jax is imported anywhere.
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # Compile-only TPU targets hold no chip: let both test workers load libtpu.
@@ -10,6 +12,11 @@ if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", "")
     os.environ["XLA_FLAGS"] = (
         os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4"
     ).strip()
+# The suite's time is mostly XLA:CPU compiling many small programs once each: LLVM's
+# optimisation passes are skipped (the HLO passes, buffer assignment and so the compiled
+# memory figures the tests assert are not affected). Subprocesses inherit it.
+if COMPILE_FAST not in os.environ["XLA_FLAGS"]:
+    os.environ["XLA_FLAGS"] += " " + COMPILE_FAST
 
 import jax  # noqa: E402
 import pytest  # noqa: E402

@@ -25,10 +25,11 @@ from snnjax import checkpoint, distributed
 from snnjax.checkpoint import Checkpointer, complete_steps, read_checkpoint
 from snnjax.experiment import TrainConfig, train_and_evaluate
 from snnjax.train import Trainer
+from xla_flags import COMPILE_FAST
 
 ENV = {
     **os.environ,
-    "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
+    "XLA_FLAGS": "--xla_force_host_platform_device_count=4 " + COMPILE_FAST,
     "JAX_PLATFORMS": "cpu",
 }
 

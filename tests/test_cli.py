@@ -7,9 +7,10 @@ import subprocess
 import sys
 
 import pytest
+from xla_flags import COMPILE_FAST
 
 ENV = {**os.environ, "JAX_PLATFORMS": "cpu"}
-ENV.pop("XLA_FLAGS", None)  # one device, as on a user's laptop
+ENV["XLA_FLAGS"] = COMPILE_FAST  # one device, as on a user's laptop
 
 
 def snnjax(*args, timeout=300):

@@ -21,11 +21,12 @@ print("finished")
 """
 
 
-def _wait_for(pattern_dir, suffix, proc, timeout=120.0):
+def _wait_for(pattern_dir, suffix, proc, timeout=120.0, contains=""):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if pattern_dir.is_dir():
-            found = [p for p in pattern_dir.iterdir() if p.name.endswith(suffix)]
+            found = [p for p in pattern_dir.iterdir()
+                     if p.name.endswith(suffix) and contains in p.name]
             if found:
                 return found
         if proc.poll() is not None:
@@ -48,7 +49,9 @@ def test_killed_cache_write_leaves_nothing_read_as_complete(tmp_path):
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
-        (tmp_file,) = _wait_for(cache_dir, ".tmp", proc)
+        # The frames' temporary file (the raw files' digests are also written atomically,
+        # and not paused: their temporary file may be there for a moment too).
+        (tmp_file,) = _wait_for(cache_dir, ".tmp", proc, contains=".npz~")
         # The writer is now paused halfway through the file: kill it there.
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)

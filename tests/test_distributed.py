@@ -28,11 +28,12 @@ import snnjax as sj
 from snnjax import data, distributed
 from snnjax.checkpoint import read_checkpoint
 from snnjax.train import Trainer, TrainState
+from xla_flags import COMPILE_FAST
 
 RTOL, ATOL = 1e-10, 1e-12
 ENV = {
     **os.environ,
-    "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
+    "XLA_FLAGS": "--xla_force_host_platform_device_count=4 " + COMPILE_FAST,
     "JAX_PLATFORMS": "cpu",
 }
 TINY = ["--epochs", "1", "--batch-size", "64", "--hidden", "32", "--T", "3", "--no-progress"]
@@ -228,7 +229,7 @@ def test_cli_two_hosts_match_one_host(tmp_path):
     port = _free_port()
     procs = []
     for pid in range(2):
-        env = {**ENV, "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
+        env = {**ENV, "XLA_FLAGS": "--xla_force_host_platform_device_count=2 " + COMPILE_FAST,
                "JAX_COORDINATOR_ADDRESS": f"localhost:{port}", "JAX_NUM_PROCESSES": "2",
                "JAX_PROCESS_ID": str(pid)}
         cmd = [sys.executable, "-m", "snnjax.cli", "train", *TINY, "--distributed",

@@ -47,7 +47,9 @@ def test_batch_norm_is_flax_per_step_in_value_and_gradient(shape, x64):
     g = jax.random.normal(kg, shape, jnp.float64)
     np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-13)
     for a, b in zip(got_vjp(g), want_vjp(g)):
-        np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-12)
+        # The constant feature's scale gradient is 0 up to rounding (~1e-12 here, whose
+        # size depends on the summation order XLA compiles): the suite's 1e-10.
+        np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-10)
 
 
 def test_batch_norm_on_constant_features_where_the_variance_clips(x64):

@@ -1,7 +1,7 @@
 """``snnjax bench``: cost tables (rule × T), the Guo et al. design-space grid, a memory planner.
 
 Its modules, one role each: :mod:`snnjax.bench.rows` (measured cost rows and the grid),
-:mod:`snnjax.bench.planner` (the largest T or batch that fits a budget),
+:mod:`snnjax.bench.planner` (the largest T or batch, or the schedule, that fits a budget),
 :mod:`snnjax.bench.plots`, :mod:`snnjax.bench.text` (sizes, tables, plan lines) and
 :mod:`snnjax.bench.command` (the command line: ``snnjax bench --help``).
 """
@@ -13,6 +13,7 @@ from snnjax.bench.planner import Largest as Largest
 from snnjax.bench.planner import largest as largest
 from snnjax.bench.planner import plan_budget as plan_budget
 from snnjax.bench.planner import plan_rows as plan_rows
+from snnjax.bench.planner import schedule_rows as schedule_rows
 from snnjax.bench.plots import plot_cost as plot_cost
 from snnjax.bench.plots import plot_grid as plot_grid
 from snnjax.bench.plots import require_matplotlib as require_matplotlib
@@ -30,6 +31,7 @@ __all__ = [
     "largest",
     "plan_budget",
     "plan_rows",
+    "schedule_rows",
     "plot_cost",
     "plot_grid",
     "format_table",

@@ -4,6 +4,8 @@
     snnjax bench grid --model cnn --T 8 --windows 1,2,4,8 --block-sizes 1,2 --heatmap g.png
     snnjax bench plan --model vgg11_sws --budget 16GB --batch-size 32 --T 6
     snnjax bench plan --model vgg11_sws --target tpu-v5e --batch-size 32 --T 6
+    snnjax bench plan --model vgg11_sws --target h100 --budget 2GiB --batch-size 128 --T 32 \\
+        --rules bptt --schedules
 
 ``--target NAME`` compiles for that device instead of this machine's (``h100``, ``a100``,
 ``tpu-v5e``, ``tpu-v6e``, ``tpu-v5p``: compile-only, no such hardware needed; see
@@ -26,7 +28,7 @@ import sys
 
 import jax
 
-from snnjax.bench.planner import PLAN_NOTE, plan_budget, plan_rows
+from snnjax.bench.planner import PLAN_NOTE, plan_budget, plan_rows, schedule_rows
 from snnjax.bench.plots import plot_cost, plot_grid
 from snnjax.bench.rows import cost_rows, grid_rows
 from snnjax.bench.text import format_size, parse_bytes
@@ -153,6 +155,16 @@ def _cmd_plan(args) -> int:
     source = "" if args.budget is not None else f", one {target.name}'s device memory"
     print(f"model {args.model}, input {shape}, budget {budget:,} bytes "
           f"({format_size(budget)}{source}) of compiled step memory on {_where(target)}")
+    if args.schedules:
+        if args.T_plan is None:
+            raise SystemExit("snnjax bench plan --schedules: give --T, the steps to plan for")
+        rows = []
+        for name, rule in rule_list:
+            print(f"{name} at T={args.T_plan}, batch {args.batch_size}: schedules, first that "
+                  "fits marked →")
+            rows += schedule_rows(model, rule, T=args.T_plan, batch_size=args.batch_size,
+                                  input_shape=shape, budget=budget, target=target)
+        return _output(args, rows)
     print(PLAN_NOTE.format(scan=args.scan))
     rows = plan_rows(model, rule_list, budget=budget, batch_size=args.batch_size,
                      input_shape=shape, target=target, T=args.T_plan, max_T=args.max_T,
@@ -221,6 +233,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     q.add_argument("--max-batch", type=int, default=1 << 16, help="search batch up to this")
     q.add_argument("--scan", type=int, default=4,
                    help="also test this many values below each answer (memory is not monotone)")
+    q.add_argument("--schedules", action="store_true",
+                   help="with --T: each rule's schedules (same gradient) and the first that "
+                        "fits, instead of the largest T and batch")
     q.add_argument("--json", help="write the rows here")
     q.set_defaults(func=_cmd_plan)
     return p

@@ -1,4 +1,5 @@
-"""The memory planner: the largest T (and batch) whose compiled step fits a memory budget.
+"""The memory planner: the largest T (and batch) whose compiled step fits a memory budget,
+and the schedule of a rule (:meth:`snnjax.rules.Rule.schedules`) that fits one.
 
 The planner's "largest T" (or batch) is the largest v such that every value it tested up to
 v fits the budget, with v + 1 tested and not fitting (see :func:`largest`): compiled memory
@@ -12,9 +13,9 @@ from typing import Any, Callable, Mapping, NamedTuple, Sequence
 import jax
 
 from snnjax.bench.rows import cannot_run
-from snnjax.bench.text import plan_line
+from snnjax.bench.text import format_size, plan_line
 
-__all__ = ["Largest", "largest", "PLAN_NOTE", "plan_rows", "plan_budget"]
+__all__ = ["Largest", "largest", "PLAN_NOTE", "plan_rows", "plan_budget", "schedule_rows"]
 
 
 class Largest(NamedTuple):
@@ -228,6 +229,64 @@ def plan_rows(
         row["compiles"] = len(cache)
         rows.append(row)
         log(plan_line(row))
+    return rows
+
+
+def schedule_rows(
+    model,
+    rule,
+    *,
+    T: int,
+    batch_size: int,
+    input_shape: Sequence[int],
+    budget: int | None = None,
+    target=None,
+    memory_fn: Callable[[Any, int, int], int] | None = None,
+    log: Callable[[str], None] = print,
+) -> list[dict]:
+    """The schedules of ``rule`` at T steps (:meth:`~snnjax.rules.Rule.schedules`: the same
+    gradient, ordered from the least added work to the least memory), each with its compiled
+    step memory; the first that fits ``budget`` is ``chosen``. Compile only, never run: the
+    order is by the work a schedule adds (``recomputes``: one more forward pass), not by
+    timing (docs/schedules.md has the measured trade).
+
+    Args:
+      budget: bytes the step may use; default the target's device memory.
+      target: as :func:`plan_rows`.
+      memory_fn: as :func:`plan_rows`.
+
+    Returns:
+      One dict per schedule: ``rule`` (the schedule's name), ``target``, ``budget_bytes``,
+      ``T``, ``batch_size``, ``memory_bytes``, ``recomputes``, ``fits``, ``chosen`` (at most
+      one row; none when nothing fits).
+
+    Raises:
+      ValueError: the rule cannot run with T steps.
+    """
+    from snnjax.targets import get_target
+
+    why = cannot_run(rule, T)
+    if why:
+        raise ValueError(f"{rule.name} at T={T}: {why}")
+    target = None if target is None else get_target(target)
+    budget = plan_budget(budget, target)
+    if memory_fn is None:
+        memory_fn = _compiled_memory_fn(model, input_shape, target)
+    where = jax.default_backend() if target is None else target.name
+    rows, chosen = [], False
+    for schedule in rule.schedules(T):
+        memory = int(memory_fn(schedule, T, batch_size))
+        fits = memory <= budget
+        row = {"rule": schedule.name, "target": where, "budget_bytes": budget, "T": T,
+               "batch_size": batch_size, "memory_bytes": memory,
+               "recomputes": bool(schedule.temporal.remat), "fits": fits,
+               "chosen": fits and not chosen}
+        chosen = chosen or fits
+        rows.append(row)
+        log(f"{'→' if row['chosen'] else ' '} {row['rule']:<28s} {format_size(memory):>12s}"
+            f"{'  fits' if fits else ''}{'  (one more forward pass)' if row['recomputes'] else ''}")
+    if not chosen:
+        log(f"no schedule of {rule.name} fits {format_size(budget)} at T={T}, batch {batch_size}")
     return rows
 
 

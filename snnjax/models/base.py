@@ -37,6 +37,14 @@ def neuron_layer(neuron: LIFParams | SpikingNeuron) -> SpikingNeuron:
     raise ValueError(f"neuron must be LIFParams or a SpikingNeuron module, got {neuron!r}")
 
 
+def own_neuron(unit: nn.Module) -> None:
+    """Give ``unit`` its own copy of a neuron module passed in as its ``neuron`` field (call
+    from the unit's ``__post_init__``): flax shares the variables of one module instance
+    passed to several parents, and each layer's neuron state (and PLIF's λ) is its own."""
+    if isinstance(unit.neuron, SpikingNeuron) and unit.neuron.parent is None:
+        object.__setattr__(unit, "neuron", unit.neuron.clone())
+
+
 def trace_decay_of(neuron: LIFParams | SpikingNeuron) -> float:
     """λ of the presynaptic trace behind ``neuron`` (0.5 when it has no fixed λ: OTTT
     refuses such neurons before this value could matter)."""
@@ -96,6 +104,10 @@ class DenseUnit(nn.Module):
     dropout: float = 0.0
     input_storage: str | None = None
 
+    def __post_init__(self):
+        own_neuron(self)
+        super().__post_init__()
+
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False,
                  before_pool: PooledSpikes | None = None) -> jax.Array:
@@ -137,6 +149,10 @@ class ConvUnit(nn.Module):
     pool: str | None = None
     dropout: float = 0.0
     input_storage: str | None = None
+
+    def __post_init__(self):
+        own_neuron(self)
+        super().__post_init__()
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False,

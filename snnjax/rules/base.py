@@ -35,6 +35,23 @@ __all__ = ["Rule", "Temporal", "Aux", "TRANSIENT"]
 PyTree = Any
 
 
+def _init(model: nn.Module, key, x: jax.Array):
+    return model.init(key, x, train=False)
+
+
+_init_jitted = jax.jit(_init, static_argnums=0)
+
+
+def _init_variables(model: nn.Module, key, x: jax.Array):
+    # One compiled program instead of the model's ops dispatched one by one (a conv net's
+    # eager init compiles each op on its own); a module with unhashable fields runs eagerly.
+    try:
+        hash(model)
+    except TypeError:
+        return _init(model, key, x)
+    return _init_jitted(model, key, x)
+
+
 def _positive_int(value, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{what} must be an integer >= 1, got {value!r}")
@@ -67,6 +84,14 @@ class Rule:
         """Whether the rule can take a loss coupling all steps (the rate loss)."""
         return False
 
+    def schedules(self, T: int) -> tuple["Rule", ...]:
+        """This rule under each schedule the engine offers at T steps: the same gradient,
+        other memory and time (SPEC §9, docs/schedules.md), ordered from the least added work
+        to the least memory, ``self`` first. The planner
+        (:func:`snnjax.bench.planner.schedule_rows`) takes the first whose compiled step fits
+        a budget, as SpikingJelly's ``memopt`` levels but decided from compiled memory."""
+        return (self,)
+
     @property
     def temporal(self) -> "Temporal":
         """The temporal rule inside any wrappers (what is cut, traced, selected)."""
@@ -79,7 +104,7 @@ class Rule:
 
         Under Local the parameters include the auxiliary heads.
         """
-        variables = model.init(key, x_t[None], train=False)
+        variables = _init_variables(model, key, x_t[None])
         params = variables["params"]
         skip = set(TRANSIENT) | {"params", "history"}
         state = {k: v for k, v in variables.items() if k not in skip}
@@ -257,6 +282,28 @@ class Temporal(Rule):
     @property
     def temporal(self) -> "Temporal":
         return self
+
+    def schedules(self, T: int) -> tuple[Rule, ...]:
+        """:meth:`Rule.schedules`. For the cut rules: the chunk halved down to 1 step, each a
+        smaller unit of differentiation (memory O(chunk)), the same work. For BPTT and TBPTT:
+        the window as per-step pieces (least temporaries, the same work), then ``remat``
+        (one more forward pass, O(√window) states), then both."""
+        if self.cut:
+            chunks, c = [], min(self.chunk or 1, T)
+            while True:
+                chunks.append(c)
+                if c == 1:
+                    break
+                c = max(1, c // 2)
+            found = [self if self.chunk in (None, chunks[0]) else
+                     dataclasses.replace(self, chunk=chunks[0])]
+            found += [dataclasses.replace(self, chunk=c) for c in chunks[1:]]
+        else:
+            found = [self, dataclasses.replace(self, chunk=1)]
+            if not self.remat:
+                found += [dataclasses.replace(self, remat=True),
+                          dataclasses.replace(self, remat=True, chunk=1)]
+        return tuple(dict.fromkeys(found))
 
     def interval(self, T: int) -> int:
         """Steps between two in-loop updates (:func:`snnjax.rules.online`): the window, one

@@ -464,7 +464,8 @@ def _apply_in_pieces(apply, carry, x, piece: int):
 #: What a recomputed piece keeps for its backward: each neuron's pre-reset potential u[t]
 #: (:data:`snnjax.neuron.POTENTIAL`). Spikes, pooled and scaled synapse inputs and the
 #: surrogate's derivative are element-wise in u (or linear), so the backward redoes them
-#: without running a synapse again.
+#: without running a feed-forward synapse again (a recurrent one, inside the neuron's scan,
+#: runs again).
 _SAVE_POTENTIALS = jax.checkpoint_policies.save_only_these_names(POTENTIAL)
 
 

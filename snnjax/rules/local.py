@@ -72,6 +72,10 @@ class Local(Rule):
     def plan(self, T: int) -> Plan:
         return self.inner.plan(T)
 
+    def schedules(self, T: int) -> tuple[Rule, ...]:
+        """:meth:`Rule.schedules`: the inner rule's, with these blocks."""
+        return tuple(dataclasses.replace(self, inner=s) for s in self.inner.schedules(T))
+
     def interval(self, T: int) -> int:
         return self.inner.interval(T)
 

@@ -2,9 +2,10 @@
 
 Each refuses in one line, naming the layer where there is one, what a rule cannot serve: a
 batch that is not time-major, a model that does not map a chunk ``[C, B, ...]`` to logits
-``[C, B, classes]``, OTTT without traced synapses (or with a learnable decay, or max
-pooling), SLTT-K on a model that keeps other state across steps; flax's own ``BatchNorm``
-gets a warning (docs/models.md). :meth:`snnjax.rules.Rule.plan_for` runs the model checks.
+``[C, B, classes]``, OTTT without traced synapses (or with a learnable decay, a second
+time constant such as ALIF's, or max pooling), SLTT-K on a model that keeps other state
+across steps; flax's own ``BatchNorm`` gets a warning (docs/models.md).
+:meth:`snnjax.rules.Rule.plan_for` runs the model checks.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ def check_model(stages, params, state, xs, plan: Plan) -> int:
 
     Checks that the model maps a chunk ``[C, B, ...]`` to logits ``[C, B, classes]``, and
     under OTTT's traces that every synapse after a neuron is a traced snnjax synapse and
-    that every neuron has a fixed decay (docs/rules.md), naming the layer.
+    that every neuron has one fixed decay (docs/rules.md), naming the layer.
 
     Returns:
       the most rows of one step's synapse op (its output's samples × positions, e.g.
@@ -136,6 +137,12 @@ def _check_traced(calls) -> None:
                 raise ValueError(
                     f"OTTT cannot train neuron {_layer(module)}: its decay is learnable, and "
                     "OTTT's presynaptic trace assumes a fixed λ (docs/rules.md)"
+                )
+            if not module.one_time_constant:
+                raise ValueError(
+                    f"OTTT cannot train neuron {_layer(module)}: it has a second state "
+                    "variable with its own time constant (ALIF's adaptation), and OTTT's "
+                    "presynaptic trace assumes one time constant λ (docs/rules.md)"
                 )
             last_neuron = module
             continue

@@ -54,6 +54,10 @@ class Online(Rule):
         plan = self.inner.plan(T)
         return dataclasses.replace(plan, chunk=_temporal(self.inner).interval(T), online=True)
 
+    def schedules(self, T: int) -> tuple[Rule, ...]:
+        """:meth:`Rule.schedules`: the inner rule's, each updating in the loop."""
+        return tuple(Online(s) for s in self.inner.schedules(T))
+
     def stages(self, model):
         return self.inner.stages(model)
 

@@ -29,18 +29,18 @@ log = logging.getLogger("snnjax.cli")
 
 # The rule parameters each rule reads (rules.by_name takes all of them and ignores the rest).
 RULE_PARAMS: dict[str, frozenset[str]] = {
-    "bptt": frozenset({"chunk", "remat"}),
-    "tbptt": frozenset({"window", "online", "remat"}),
-    "local": frozenset({"block_size", "remat"}),
-    "tbptt-local": frozenset({"window", "block_size", "online", "remat"}),
-    "sltt": frozenset({"chunk"}),
-    "sltt-k": frozenset({"K", "chunk"}),
-    "ottt-a": frozenset({"chunk"}),
-    "ottt-o": frozenset(),
+    "bptt": frozenset({"chunk", "remat", "bits"}),
+    "tbptt": frozenset({"window", "online", "remat", "bits"}),
+    "local": frozenset({"block_size", "remat", "bits"}),
+    "tbptt-local": frozenset({"window", "block_size", "online", "remat", "bits"}),
+    "sltt": frozenset({"chunk", "bits"}),
+    "sltt-k": frozenset({"K", "chunk", "bits"}),
+    "ottt-a": frozenset({"chunk", "bits"}),
+    "ottt-o": frozenset({"bits"}),
 }
 _ALL_RULE_PARAMS = frozenset().union(*RULE_PARAMS.values())
 _FLAG = {"window": "--window", "block_size": "--block-size", "K": "--K", "online": "--online",
-         "chunk": "--chunk", "remat": "--remat"}
+         "chunk": "--chunk", "remat": "--remat", "bits": "--bits"}
 # The model options of `train`, checked against the model factory's signature.
 _MODEL_OPTIONS = {"hidden": "--hidden", "width": "--width", "dropout": "--dropout",
                   "pool": "--pool"}
@@ -157,6 +157,10 @@ def _add_rule_args(p: argparse.ArgumentParser, d) -> None:
                    help="recompute the forward during the backward (docs/schedules.md: the "
                         "same gradient, memory O(√T) of the neuron states instead of O(T) "
                         "residuals, one more forward pass); bptt, tbptt, local, tbptt-local")
+    g.add_argument("--bits", action="store_true", default=None,
+                   help="keep the spikes that synapses read for their weight gradients as "
+                        "bits (docs/schedules.md: the same gradient, less memory, the time "
+                        "to pack them; not with --remat); every rule")
 
 
 def _add_data_args(g, d) -> None:

@@ -58,6 +58,7 @@ class TrainConfig:
     online: bool = False
     chunk: int | None = None
     remat: bool = False
+    bits: bool = False
     # model options
     hidden: tuple[int, ...] = (128,)
     width: float = 1.0
@@ -98,7 +99,7 @@ class TrainConfig:
 def make_rule(cfg: TrainConfig) -> rules.Rule:
     return rules.by_name(
         cfg.rule, window=cfg.window, block_size=cfg.block_size, K=cfg.K, online=cfg.online,
-        chunk=cfg.chunk, remat=cfg.remat,
+        chunk=cfg.chunk, remat=cfg.remat, bits=cfg.bits,
     )
 
 

@@ -16,13 +16,15 @@ them, and redoes the pooling in its backward (:func:`stored_pooled_op`).
 Whether a synapse's input is a spike train is static: the model says so
 (:class:`~snnjax.layers.Dense` and :class:`~snnjax.layers.Conv`'s ``input_storage``; our
 units decide it from the model's structure, :func:`snnjax.models.base.spike_inputs`).
-What the model declared binary is checked twice. Once, at the public boundary:
-:func:`check_spike_inputs` runs the forward pass on a batch and refuses, naming the synapse,
-any value that is neither 0 nor ``c`` (:class:`snnjax.Trainer` does it on its first
-batch). And in every step, in the forward pass that packs the spikes (one compare and one
-reduction, fused with the packing): a value that is not a spike makes that synapse's weight
-gradient NaN, never a truncated number. :func:`float_residuals` turns the bits off for a
-whole model (the same gradient, more memory).
+Whether the bits are used is the rule's schedule: ``bits=True`` (``bptt(bits=True)``,
+docs/schedules.md); without it the engine runs the model as :func:`float_residuals`
+(the same gradient, more memory, no packing).
+Under ``bits``, what the model declared binary is checked twice. Once, at the public
+boundary: :func:`check_spike_inputs` runs the forward pass on a batch and refuses, naming
+the synapse, any value that is neither 0 nor ``c`` (:class:`snnjax.Trainer` does it on its
+first batch). And in every step, in the forward pass that packs the spikes (one compare
+and one reduction, fused with the packing): a value that is not a spike makes that
+synapse's weight gradient NaN, never a truncated number.
 """
 
 from __future__ import annotations
@@ -354,6 +356,6 @@ def check_spike_inputs(model: nn.Module, variables, xs, *, key=None) -> None:
             raise ValueError(
                 f"synapse '{path}' stores its input for the backward pass as {storage} (a "
                 f"spike train: each value 0 or one number), but it received {float(value):g}: "
-                f"build it with input_storage='float', or give the neuron before it "
-                f"binary_output = False (snnjax.spikes)"
+                f"build it with input_storage='float', give the neuron before it "
+                f"binary_output = False, or train with a rule without bits=True (snnjax.spikes)"
             )

@@ -276,9 +276,11 @@ class Trainer:
         the health flags ``inputs_finite`` and ``update_finite`` (give them to
         :func:`check_finite`). ``ts`` is donated: do not use it afterwards.
 
-        The first checked step also runs the forward pass once to refuse a value that is not
-        a spike where the model stores spikes as bits, naming the synapse
-        (:func:`snnjax.spikes.check_spike_inputs`).
+        Under a rule that keeps spikes as bits (``bits=True``: ``rule.plan(T).stores_bits``),
+        the first checked step also runs the forward pass once to refuse a value that is not
+        a spike where the model declares spikes, naming the synapse
+        (:func:`snnjax.spikes.check_spike_inputs`); other rules keep floats and take any
+        values.
         """
         if check:
             self.check(xs, ys)
@@ -287,7 +289,8 @@ class Trainer:
         xs, ys = self._shard(xs, ys)
         if check and not self._spikes_checked:
             # Once: synapses that store their input as bits get spikes (snnjax.spikes).
-            check_spike_inputs(self.model, {"params": ts.params, **ts.state}, xs)
+            if self.rule.plan(np.shape(xs)[0]).stores_bits:
+                check_spike_inputs(self.model, {"params": ts.params, **ts.state}, xs)
             self._spikes_checked = True
         return self._step(ts, xs, ys)
 

@@ -1,10 +1,10 @@
 """Spikes kept as bits for the backward pass (snnjax.spikes): exact, smaller, never silent.
 
-Every rule's gradient with bit storage equals its gradient with float storage in float64
-(and the rules' own identities, tests/test_rules_identities.py, run on models that store
-bits: see test_the_identities_model_stores_bits); compiled memory drops; values that are
-not spikes are statically kept as floats, refused by the trainer naming the synapse, or
-(the step's backstop) give NaN weight gradients.
+The bits are a schedule (``bits=True`` on a rule, docs/schedules.md): every rule's gradient
+with them equals its gradient without in float64; compiled memory drops; without them the
+compiled step is the float-residual model's, and graded "spikes" just train. Under bits,
+values that are not spikes are statically kept as floats, refused by the trainer naming
+the synapse, or (the step's backstop) give NaN weight gradients.
 """
 
 import dataclasses
@@ -225,12 +225,12 @@ def _batch(pool=None, dtype=jnp.float64):
             jnp.asarray([0, 2, 1]))
 
 
-def _grads(model, pool=None):
+def _grads(model, pool=None, bits=True):
     xs, ys = _batch(pool)
     params, state = rules.bptt().init(model, jax.random.key(1), xs[0])
     params = to64(params)
     return [rule.value_and_grad(model, params, state, xs, ys, loss=LOSS)[2]
-            for rule in (rules.bptt(), rules.sltt())]
+            for rule in (rules.bptt(bits=bits), rules.sltt(bits=bits))]
 
 
 def _finite(tree):
@@ -262,11 +262,20 @@ def test_graded_values_declared_spikes_give_nan_not_a_wrong_gradient(x64):
     chex.assert_trees_all_close(g_sltt, f_sltt, rtol=0, atol=0)
 
 
+def test_graded_values_declared_spikes_train_exactly_without_bits(x64):
+    # Without bits (the default) the engine keeps floats: the gradient is the float one,
+    # exactly, whatever the model declares.
+    model = _two_layer(lambda: PotentialOut(NEURON))
+    got, want = _grads(model, bits=False), _grads(spikes.float_residuals(model), bits=False)
+    assert _finite(got)
+    chex.assert_trees_all_close(got, want, rtol=0, atol=0)
+
+
 @pytest.mark.parametrize("pool", [None, "avg"])
 def test_trainer_refuses_graded_values_declared_spikes_naming_the_synapse(pool):
     model = _two_layer(lambda: PotentialOut(NEURON), pool)
     xs, ys = (np.asarray(a) for a in _batch(pool, jnp.float32))
-    trainer = Trainer(model, rules.bptt(), optax.sgd(0.1))
+    trainer = Trainer(model, rules.bptt(bits=True), optax.sgd(0.1))
     ts = trainer.init(jax.random.key(1), xs)
     synapse = "units_1/Dense_0" if pool is None else "units_1/Conv_0"
     storage = "bits" if pool is None else "bits_before_pool"
@@ -274,10 +283,12 @@ def test_trainer_refuses_graded_values_declared_spikes_naming_the_synapse(pool):
                                          f"backward pass as {storage} .* but it received "
                                          "[-0-9.]+: build it with input_storage='float'"):
         trainer.step(ts, xs, ys)
-    # As the message says: float storage trains.
-    trainer = Trainer(spikes.float_residuals(model), rules.bptt(), optax.sgd(0.1))
-    ts, metrics = trainer.step(trainer.init(jax.random.key(1), xs), xs, ys)
-    assert np.isfinite(float(metrics["loss"]))
+    # As the message says: float storage trains, and so does a rule without bits.
+    for model_, rule in ((spikes.float_residuals(model), rules.bptt(bits=True)),
+                         (model, rules.bptt()), (model, rules.sltt(bits=True))):
+        trainer = Trainer(model_, rule, optax.sgd(0.1))
+        ts, metrics = trainer.step(trainer.init(jax.random.key(1), xs), xs, ys)
+        assert np.isfinite(float(metrics["loss"])), rule.name
 
 
 def test_trainer_accepts_spikes_scaled_and_dropped_out():
@@ -285,7 +296,7 @@ def test_trainer_accepts_spikes_scaled_and_dropped_out():
     model = models.vgg11_sws(3, cfg=(4, "A", 6, 6), dropout=0.25)
     xs = np.random.default_rng(0).uniform(0, 2, (T, B, 8, 8, 2)).astype(np.float32)
     ys = np.asarray([0, 2, 1])
-    trainer = Trainer(model, rules.local(rules.bptt(), block_size=2), optax.sgd(0.1))
+    trainer = Trainer(model, rules.local(rules.bptt(bits=True), block_size=2), optax.sgd(0.1))
     ts, metrics = trainer.step(trainer.init(jax.random.key(1), xs), xs, ys)
     assert np.isfinite(float(metrics["loss"]))
 
@@ -293,14 +304,14 @@ def test_trainer_accepts_spikes_scaled_and_dropped_out():
 # ----------------------------------------------------------------- every rule, every chunk
 
 
-def _rules(C):
+def _rules(C, bits=True):
     return [
-        rules.bptt(chunk=C),
-        rules.tbptt(2, chunk=min(C, 2)),
-        rules.sltt(chunk=C),
-        rules.sltt_k(2, steps=(1, 3), chunk=C),
-        rules.ottt(chunk=C),
-        rules.local(rules.bptt(chunk=C), block_size=1),
+        rules.bptt(chunk=C, bits=bits),
+        rules.tbptt(2, chunk=min(C, 2), bits=bits),
+        rules.sltt(chunk=C, bits=bits),
+        rules.sltt_k(2, steps=(1, 3), chunk=C, bits=bits),
+        rules.ottt(chunk=C, bits=bits),
+        rules.local(rules.bptt(chunk=C, bits=bits), block_size=1),
     ]
 
 
@@ -328,17 +339,18 @@ def test_every_rule_gives_the_same_gradient_with_bits(problem, C, x64):
     if C != 2 and name != "mlp":
         pytest.skip("conv nets at C = 2 only (compile time); the MLP covers C in {1, 2, T}")
     key = jax.random.key(5)
-    for rule in _rules(C):
+    for rule, plain in zip(_rules(C), _rules(C, bits=False)):
         if name == "cnn_max" and rule.temporal.traces:
             continue  # OTTT refuses max pooling (tests/test_layers.py)
+        assert rule.plan(T).bits and not plain.plan(T).bits
         params, state = rule.init(model, jax.random.key(4), xs[0])
         params, state = jax.tree.map(lambda p: 1.5 * p, to64(params)), to64(state)
 
-        def run(m, rule=rule, params=params, state=state):
-            return jax.jit(lambda p: rule.value_and_grad(m, p, state, xs, ys, loss=LOSS,
+        def run(rule, params=params, state=state):
+            return jax.jit(lambda p: rule.value_and_grad(model, p, state, xs, ys, loss=LOSS,
                                                         key=key))(params)
-        loss, _, g = run(model)
-        loss_f, _, g_f = run(spikes.float_residuals(model))
+        loss, _, g = run(rule)
+        loss_f, _, g_f = run(plain)
         assert all(bool(jnp.all(jnp.isfinite(a))) for a in jax.tree.leaves(g)), rule.name
         chex.assert_trees_all_close((loss, g), (loss_f, g_f), rtol=1e-12, atol=0)
 
@@ -357,14 +369,43 @@ def _memory(rule, model, T_, B_=16):
 
 # Rules that keep several steps' residuals. The per-step rules (sltt(), ottt chunk 1) keep
 # one step's: the engine stores floats there (test_where_bits_save_nothing_floats_are_stored).
-@pytest.mark.parametrize("rule", [rules.bptt(), rules.tbptt(2),
-                                  rules.local(rules.bptt(), block_size=2)],
+@pytest.mark.parametrize("rule", [rules.bptt(bits=True), rules.tbptt(2, bits=True),
+                                  rules.local(rules.bptt(bits=True), block_size=2)],
                          ids=lambda r: r.name)
 def test_bits_take_less_memory_than_float_residuals(rule):
     model = models.vgg11_sws(10, cfg=(16, 32, "A", 32, 32), width=1.0)
     bits = _memory(rule, model, 4)
-    floats = _memory(rule, spikes.float_residuals(model), 4)
+    floats = _memory(_without_bits(rule), model, 4)
     assert bits < floats, (rule.name, bits, floats)
+
+
+def _without_bits(rule):
+    """``rule`` with ``bits=False`` (inside a Local)."""
+    if isinstance(rule, rules.Local):
+        return dataclasses.replace(rule, inner=dataclasses.replace(rule.inner, bits=False))
+    return dataclasses.replace(rule, bits=False)
+
+
+@pytest.mark.parametrize("rule", [rules.bptt(), rules.tbptt(2), rules.sltt(chunk=4),
+                                  rules.sltt_k(2, steps=(0, 2)),
+                                  rules.local(rules.bptt(), block_size=2)],
+                         ids=lambda r: r.name)
+def test_without_bits_the_step_is_the_float_residual_models(rule):
+    # The default keeps floats: the same compiled memory as the model built with float
+    # storage under the rule with bits (where the engine changes nothing), and more than
+    # with bits (so that the equality can fail).
+    model = models.vgg11_sws(10, cfg=(16, 32, "A", 32), width=1.0)
+    assert not rule.plan(4).bits
+    bits = _with_bits(rule)
+    floats = _memory(bits, spikes.float_residuals(model), 4)
+    assert _memory(rule, model, 4) == floats
+    assert _memory(bits, model, 4) != floats
+
+
+def _with_bits(rule):
+    if isinstance(rule, rules.Local):
+        return dataclasses.replace(rule, inner=dataclasses.replace(rule.inner, bits=True))
+    return dataclasses.replace(rule, bits=True)
 
 
 @pytest.mark.xfail(strict=True, reason=(
@@ -378,33 +419,38 @@ def test_spikes_before_an_average_pool_take_less_memory_than_the_pooled_floats()
     assert storages(model) == ["float", "bits", "bits_before_pool"]
     pooled_float = model.clone(units=(*model.units[:2],
                                       model.units[2].clone(input_storage="float")))
-    for rule in (rules.bptt(), rules.tbptt(2)):
+    for rule in (rules.bptt(bits=True), rules.tbptt(2, bits=True)):
         bits = _memory(rule, model, 4)
         floats = _memory(rule, pooled_float, 4)
         assert bits < floats, (rule.name, bits, floats)
 
 
-@pytest.mark.parametrize("case", ["bptt-remat", "sltt"])
-def test_where_bits_save_nothing_floats_are_stored(case):
-    # A recomputed segment keeps only the potentials (its synapses' inputs are redone from
-    # them in the backward), and a per-step rule's residuals live for one step's backward:
-    # the engine runs those stages with float storage, as packing would only add its
-    # temporaries (here, reading the spikes before the pool at full resolution). The same
-    # compiled memory as float residuals (more without: 16 KB, 37 KB).
-    if case == "bptt-remat":
-        net, rule, T_, B_, shape = models.cnn(10, (8, 16)), rules.bptt(remat=True), 16, 8, (
-            16, 16, 1)
-    else:
-        net, rule, T_, B_, shape = (models.vgg11_sws(10, cfg=(16, 32, "A", 32), width=1.0),
-                                    rules.sltt(), 4, 16, (16, 16, 3))
+def test_where_bits_save_nothing_floats_are_stored():
+    # A per-step rule's residuals live for one step's backward: the engine runs its stages
+    # with float storage under bits, as packing would only add its temporaries (here,
+    # reading the spikes before the pool at full resolution). The same compiled memory as
+    # without bits (37 KB more if the engine packed them).
+    net = models.vgg11_sws(10, cfg=(16, 32, "A", 32), width=1.0)
+    rule = rules.sltt(bits=True)
+    assert rule.plan(4).bits and not rule.plan(4).stores_bits
 
-    def memory(model):
-        trainer = Trainer(model, rule, optax.sgd(0.1, momentum=0.9))
-        xs, ys = cost.abstract_batch(T_, B_, shape)
+    def memory(rule):
+        trainer = Trainer(net, rule, optax.sgd(0.1, momentum=0.9))
+        xs, ys = cost.abstract_batch(4, 16, (16, 16, 3))
         return cost.step_memory(trainer, xs, ys)["memory_bytes"]
 
     assert storages(net)[-1] == "bits_before_pool"
-    assert memory(net) == memory(spikes.float_residuals(net))
+    assert memory(rule) == memory(rules.sltt())
+
+
+def test_a_recomputed_window_refuses_bits():
+    # remat stores only the potentials (a synapse's input is redone from them): no spikes
+    # to keep as bits.
+    with pytest.raises(ValueError, match=r"^bits and remat: a recomputed window stores no "
+                                         r"spikes .*choose one"):
+        rules.bptt(remat=True, bits=True)
+    with pytest.raises(ValueError, match="bits and remat"):
+        rules.by_name("tbptt-local", window=2, remat=True, bits=True)
 
 
 def test_local_heads_see_the_pooled_output():
@@ -424,5 +470,36 @@ def test_ottt_keeps_traces_which_are_graded():
     # Under OTTT every synapse after a neuron keeps its presynaptic trace, not its spikes:
     # nothing binary is stored, and the bits change nothing.
     model = models.vgg11_sws(10, cfg=(16, 32, "A", 32, 32), width=1.0)
-    assert _memory(rules.ottt(), model, 4) == _memory(rules.ottt(),
-                                                      spikes.float_residuals(model), 4)
+    assert _memory(rules.ottt(chunk=4, bits=True), model, 4) == _memory(rules.ottt(chunk=4),
+                                                                        model, 4)
+
+
+# ----------------------------------------------------------------- the schedule as data
+
+
+def test_bits_are_data_in_the_rule():
+    assert rules.bptt(bits=True) == rules.bptt(bits=True) != rules.bptt()
+    assert hash(rules.sltt(chunk=6, bits=True)) == hash(rules.sltt(chunk=6, bits=True))
+    assert rules.bptt(bits=True).name == "bptt[bits]"
+    assert rules.bptt(chunk=2, bits=True).name == "bptt[chunk=2,bits]"
+    assert rules.tbptt(4, bits=True).name == "tbptt(k=4)[bits]"
+    assert rules.sltt(chunk=6, bits=True).name == "sltt(chunk=6,bits)"
+    assert rules.sltt_k(2, bits=True).name == "sltt_k(K=2,bits)"
+    assert rules.ottt(online=True, bits=True).name == "ottt_o(bits)"
+    assert rules.local(rules.bptt(bits=True), block_size=2).name == "local(bptt[bits])"
+    assert rules.bptt(bits=True).memory == rules.bptt().memory == "O(T)"
+    for rule in (rules.local(rules.tbptt(4, bits=True), block_size=2),
+                 rules.tbptt(4, online=True, bits=True), rules.sltt_k(2, bits=True)):
+        assert rule.plan(8).bits and rule.plan(8).stores_bits, rule.name
+    assert not rules.bptt().plan(8).bits
+    # Where a differentiated chunk is one step, the engine keeps floats.
+    assert not any(r.plan(8).stores_bits for r in (rules.sltt(bits=True),
+                                                    rules.tbptt(1, bits=True)))
+    with pytest.raises(ValueError, match="bits must be True or False, got 1"):
+        rules.bptt(bits=1)
+
+
+@pytest.mark.parametrize("name", rules.NAMES)
+def test_by_name_passes_bits(name):
+    assert rules.by_name(name, bits=True).temporal.bits
+    assert not rules.by_name(name).temporal.bits

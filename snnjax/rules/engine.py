@@ -98,6 +98,9 @@ class Plan:
       remat: a chunk of the kept route stores, for its backward, only the carry entering
         each segment of :func:`remat_segment` steps, and recomputes each segment's forward
         during the backward (docs/schedules.md, recomputation).
+      bits: synapses whose input the model declares a spike train keep it as bits for the
+        backward (:mod:`snnjax.spikes`) where that saves memory (:attr:`stores_bits`);
+        False: every stage keeps floats (:func:`_float_stage`).
     """
 
     chunk: int
@@ -108,6 +111,16 @@ class Plan:
     steps: tuple[int, ...] | None = None
     online: bool = False
     remat: bool = False
+    bits: bool = False
+
+    @property
+    def stores_bits(self) -> bool:
+        """Whether some stage keeps spikes as bits: with :attr:`bits`, a differentiated
+        chunk of more than one step (SLTT-K's replay of its K steps) that is not
+        recomputed. A one-step chunk's residuals live for that step's backward alone, and a
+        recomputed one stores only potentials: packing there would add work, save
+        nothing."""
+        return self.bits and not self.remat and (self.K is not None or self.chunk > 1)
 
     @property
     def transient(self) -> tuple[str, ...]:
@@ -328,7 +341,7 @@ def run(
         """(loss, (features, Σ_c logits, new carry, extra collections)) of one stage."""
         p_used = standardize_params(p_s) if online else p_s
         recomputed = plan.remat and r_s.kind == "keep"
-        if recomputed or (r_s.kind == "cut" and x.shape[0] == 1):
+        if not plan.bits or recomputed or (r_s.kind == "cut" and x.shape[0] == 1):
             stage = _float_stage(stage)
 
         def apply(carry, xc):
@@ -471,8 +484,9 @@ _SAVE_POTENTIALS = jax.checkpoint_policies.save_only_these_names(POTENTIAL)
 
 def _float_stage(stage: Stage) -> Stage:
     """``stage`` with its synapses' inputs kept as floats
-    (:func:`snnjax.spikes.float_residuals`; the same gradient), where bits would save
-    nothing: a recomputed stage (under :data:`_SAVE_POTENTIALS` a synapse's residual is not
+    (:func:`snnjax.spikes.float_residuals`; the same gradient): every stage of a plan
+    without :attr:`Plan.bits`, and, with them, where bits would save nothing: a recomputed
+    stage (under :data:`_SAVE_POTENTIALS` a synapse's residual is not
     stored but redone in the backward from the potentials), and a one-step chunk of a cut
     route (its residuals live for that step's backward alone). Packing there only adds
     work and its temporaries (reading the spikes before a pool at full resolution)."""

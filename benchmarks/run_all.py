@@ -474,8 +474,9 @@ def render_targets_memory(rows):
 
 
 def run_spikes_memory(quick):
-    """Spikes as bits against float32 residuals, compile-only on XLA:CPU and an H100 (needs
-    the gpu-aot extra); writes results/spikes_memory.json itself."""
+    """Each rule with spikes as bits (``bits=True``) against itself without, compile-only on
+    XLA:CPU and an H100 (needs the gpu-aot extra); writes results/spikes_memory.json
+    itself."""
     import spikes_memory
 
     spikes_memory.main(["cpu"] if quick else ["cpu", "h100"])

@@ -1,46 +1,49 @@
-"""Compile-only step memory with spikes stored as bits against float32 residuals (issue 23).
+"""Compile-only step memory of each rule with spikes kept as bits (``bits=True``, a
+schedule: docs/schedules.md) against the same rule without them (float32 residuals, the
+default), issue 23.
 
     JAX_PLATFORMS=cpu .venv/bin/python benchmarks/spikes_memory.py cpu h100 tpu-v5e
     .venv/bin/python benchmarks/spikes_memory.py --markdown   # BENCHMARKS.md's table, from the JSON
 
 VGG-11 sWS at full width, CIFAR 32×32×3, batch 128, T = 6; the trainer's step (SGD with
-momentum, train state donated), ``total_bytes = memory_bytes - alias_bytes``. Three storages
-of the same model, the same gradient: ``float`` (:func:`snnjax.spikes.float_residuals`: every
-synapse input kept as float32), ``bits, pooled float`` (spike trains as bits, the synapses
-after an average pool keeping the pooled float32 values) and ``bits`` (the default: those
-synapses keep the spikes before the pool as bits). Appends one JSON row per (target, rule,
-storage) to ``benchmarks/results/spikes_memory.json`` (rows of the same cell are replaced).
-Deterministic (XLA's memory analysis; nothing runs).
+momentum, train state donated), ``total_bytes = memory_bytes - alias_bytes``. Three ways
+to run the same model, the same gradient: ``float`` (the rule as it is, without bits: every
+synapse input kept as float32), ``bits, pooled float`` (the rule with ``bits=True`` on the
+model whose synapses after an average pool keep the pooled float32 values) and ``bits``
+(the rule with ``bits=True``: those synapses keep the spikes before the pool as bits).
+Appends one JSON row per (target, rule, storage) to ``benchmarks/results/spikes_memory.json``
+(rows of the same cell are replaced). Deterministic (XLA's memory analysis; nothing runs).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 from pathlib import Path
 
 import jax
 
-from snnjax import cost, models, rules, spikes
+from snnjax import cost, models, rules
 from snnjax.train import Trainer
 
 OUT = Path(__file__).resolve().parent / "results" / "spikes_memory.json"
 STORAGES = ("float", "bits, pooled float", "bits")
-RULES = {"bptt": rules.bptt(), "sltt": rules.sltt(), "bptt-remat": rules.bptt(remat=True)}
+#: The rules without bits, by the name the command takes; the T = 6 chunk of sltt is T.
+RULES = {"bptt": rules.bptt(), "sltt-chunkT": rules.sltt(chunk=6), "sltt": rules.sltt()}
 
 
 INTRO = (
     "VGG-11 sWS at 1.0× width, CIFAR 32×32×3, batch 128, T = 6: the trainer's step (SGD with "
     "momentum, train state donated) compiled without running it, total = temporaries + "
     "arguments + outputs − donated buffers, MiB; XLA:CPU, and an H100 compile-only "
-    "(`snnjax.targets`). The same model and gradient with three storages of the synapses' "
-    "inputs: `float` (`snnjax.spikes.float_residuals`: float32 everywhere, as before issue "
-    "23), `bits, pooled float` (spike trains as bits, the three synapses after an average "
-    "pool keeping the pooled float32 values), `bits` (the default: those three keep the "
-    "spikes before the pool, four bits per pooled value); `bptt(remat=True)` with the first "
-    "and last. Regenerate with "
-    "`JAX_PLATFORMS=cpu .venv/bin/python benchmarks/spikes_memory.py cpu h100`."
+    "(`snnjax.targets`). Each rule without and with the `bits` schedule (docs/schedules.md, "
+    "spikes as bits; the same gradient): `float` (the rule as it is, the default: every "
+    "synapse input kept as float32), `bits, pooled float` (`bits=True`, but the three "
+    "synapses after an average pool keep the pooled float32 values) and `bits` (`bits=True`: "
+    "those three keep the spikes before the pool, four bits per pooled value). Regenerate "
+    "with `JAX_PLATFORMS=cpu .venv/bin/python benchmarks/spikes_memory.py cpu h100`."
 )
 
 NOTES = (
@@ -49,23 +52,26 @@ NOTES = (
     "1,200 MiB at T = 6), which bits cannot replace exactly; the spike trains as bits "
     "(about 6 MiB per step); the raw input. The pooled synapses' float32 inputs (28 MiB "
     "per step, 168 MiB at T = 6) are gone from the loop's buffers with `bits`, but the "
-    "compiled peak drops by less (35 MiB on the H100): the rest of the peak is the "
-    "backward pass's temporaries at full resolution and the weight-sized buffers "
-    "(standardised kernels, gradients, momentum), which the residual storage does not "
-    "touch. Where bits would save nothing the engine keeps the synapses' inputs as floats, "
-    "so those rows are the same under every storage: SLTT at chunk 1 holds one step's "
-    "residuals for that step's backward alone (with bits, at commit 5fcf481, 578.4 MiB on "
-    "XLA:CPU and 511.9 MiB on the H100: the packing's temporaries), and "
-    "`bptt(remat=True)` stores only the potentials of a recomputed segment "
-    "(docs/schedules.md)."
+    "compiled peak drops by less: the rest of the peak is the backward pass's temporaries "
+    "at full resolution and the weight-sized buffers (standardised kernels, gradients, "
+    "momentum), which the residual storage does not touch. `sltt()` differentiates one "
+    "step at a time: its residuals live for that step's backward alone, so under `bits` "
+    "the engine keeps floats there (the same step; packing would only add temporaries, "
+    "578.4 MiB on XLA:CPU and 511.9 MiB on the H100 at commit 5fcf481). `bptt(remat=True)` "
+    "takes no bits: a recomputed segment stores only the potentials (docs/schedules.md). "
+    "The time the packing costs is in docs/schedules.md."
 )
 
 
+def with_bits(rule):
+    """``rule`` with ``bits=True``."""
+    return dataclasses.replace(rule, bits=True)
+
+
 def model_with(storage: str):
-    """VGG-11 sWS (10 classes) with its synapses' inputs stored as ``storage`` says."""
+    """VGG-11 sWS (10 classes), its synapses after an average pool kept as floats for
+    ``"bits, pooled float"``."""
     model = models.vgg11_sws(10)
-    if storage == "float":
-        return spikes.float_residuals(model)
     if storage == "bits, pooled float":
         units = tuple(u.clone(input_storage="float") if u.input_storage == "bits_before_pool"
                       else u for u in model.units)
@@ -89,14 +95,13 @@ def main(argv=None) -> int:
     for target in args.targets:
         for rule_name in args.rules:
             rule = RULES[rule_name]
-            # Under remat nothing but the potentials is stored (the engine keeps a recomputed
-            # stage's synapse inputs as floats): bits against float shows they are equal.
-            storages = ("float", "bits") if rule.remat else STORAGES
-            for storage in storages:
-                trainer = Trainer(model_with(storage), rule, cost.default_optimizer())
+            for storage in STORAGES:
+                run = rule if storage == "float" else with_bits(rule)
+                trainer = Trainer(model_with(storage), run, cost.default_optimizer())
                 xs, ys = cost.abstract_batch(args.T, args.batch_size, (32, 32, 3))
                 m = cost.step_memory(trainer, xs, ys, target=target)
-                row = {"net": "vgg11_sws", "rule": rule.name, "storage": storage, "T": args.T,
+                row = {"net": "vgg11_sws", "rule": rule.name, "storage": storage,
+                       "schedule": run.name, "T": args.T,
                        "batch_size": args.batch_size, "jax": jax.__version__,
                        "date": datetime.date.today().isoformat(), **m,
                        "total_bytes": m["memory_bytes"] - m["alias_bytes"]}
@@ -106,7 +111,7 @@ def main(argv=None) -> int:
                 rows.append(row)
                 OUT.parent.mkdir(parents=True, exist_ok=True)
                 OUT.write_text(json.dumps(rows, indent=1) + "\n")
-                print(f"{row['target']:8s} {rule.name:8s} {storage:20s} "
+                print(f"{row['target']:8s} {run.name:16s} {storage:20s} "
                       f"{row['total_bytes'] / 2**20:9.1f} MiB", flush=True)
                 jax.clear_caches()
     return 0
@@ -121,7 +126,7 @@ def footer(rows) -> str:
 
 
 def markdown(rows) -> str:
-    """One row per (target, rule): total MiB per storage and bits ÷ float."""
+    """One row per (target, rule): total MiB without bits and with them, and bits ÷ float."""
     cells: dict = {}
     for r in rows:
         cells.setdefault((r["target"], r["rule"], r["T"], r["batch_size"]), {})[r["storage"]] = r

@@ -215,6 +215,8 @@ class Dense(nn.Module):
     (:mod:`snnjax.spikes`; a value that is not a spike makes the weight gradient NaN), or
     for an input that is the average pool of a spike train, ``"bits_before_pool"``: the
     spikes given as ``before_pool`` are kept as bits (without them, the input as it is).
+    The rules' engine honours it under a rule with ``bits=True`` and otherwise runs the
+    model with ``"float"`` everywhere (docs/schedules.md, spikes as bits).
     """
 
     features: int

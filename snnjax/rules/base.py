@@ -309,7 +309,6 @@ class Temporal(Rule):
         forward pass, O(√window) states), then remat in per-step pieces. ``bits`` only
         where they change memory: not at one-step chunks, not under OTTT's traces (which
         are graded), not under remat."""
-        packs = not self.traces
         if self.cut:
             chunks, c = [], min(self.chunk or 1, T)
             while True:
@@ -317,8 +316,10 @@ class Temporal(Rule):
                 if c == 1:
                     break
                 c = max(1, c // 2)
-            # SLTT-K's replay differentiates its K steps at once, whatever the chunk.
-            packs_at = lambda c: packs and (c > 1 or self.K is not None)  # noqa: E731
+            def packs_at(c: int) -> bool:
+                # SLTT-K's replay differentiates its K steps at once, whatever the chunk.
+                return not self.traces and (c > 1 or self.K is not None)
+
             found = [self if self.chunk in (None, chunks[0]) else
                      dataclasses.replace(self, chunk=chunks[0])]
             for i, c in enumerate(chunks):
@@ -330,7 +331,7 @@ class Temporal(Rule):
         else:
             found = [self, dataclasses.replace(self, chunk=1)]
             window = T if self.window is None else min(self.window, T)
-            if packs and not self.bits and not self.remat and window > 1:
+            if not self.bits and not self.remat and window > 1:
                 found += [dataclasses.replace(s, bits=True) for s in found]
             if not self.remat:
                 plain = dataclasses.replace(self, bits=False)

@@ -38,7 +38,7 @@ from snnjax.train import Trainer  # noqa: E402
 
 CIFAR = (32, 32, 3)
 SECTIONS = ("cost", "grid", "plan", "goals", "local", "schedules", "events", "targets_memory",
-            "peers")
+            "spikes_memory", "peers")
 
 
 def _log(msg):
@@ -473,6 +473,22 @@ def render_targets_memory(rows):
     ])
 
 
+def run_spikes_memory(quick):
+    """Each rule with spikes as bits (``bits=True``) against itself without, compile-only on
+    XLA:CPU and an H100 (needs the gpu-aot extra); writes results/spikes_memory.json
+    itself."""
+    import spikes_memory
+
+    spikes_memory.main(["cpu"] if quick else ["cpu", "h100"])
+
+
+def render_spikes_memory(rows):
+    import spikes_memory
+
+    return "\n".join([spikes_memory.INTRO, "", spikes_memory.markdown(rows), "",
+                      spikes_memory.NOTES, "", spikes_memory.footer(rows)])
+
+
 def render_peers(d):
     import peers
 
@@ -488,6 +504,7 @@ RENDER = {"cost": ("Cost of every rule against T", render_cost),
           "events": ("Event conversion: events to cached frames", render_events),
           "targets_memory": ("Memory on GPUs and TPUs, compiled without them",
                              render_targets_memory),
+          "spikes_memory": ("Spikes kept as bits (issue 23)", render_spikes_memory),
           "peers": ("Side by side with other SNN libraries", render_peers)}
 
 

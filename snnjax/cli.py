@@ -29,20 +29,20 @@ log = logging.getLogger("snnjax.cli")
 
 # The rule parameters each rule reads (rules.by_name takes all of them and ignores the rest).
 RULE_PARAMS: dict[str, frozenset[str]] = {
-    "bptt": frozenset({"chunk", "remat"}),
-    "tbptt": frozenset({"window", "online", "remat"}),
-    "local": frozenset({"block_size", "remat"}),
-    "tbptt-local": frozenset({"window", "block_size", "online", "remat"}),
-    "sltt": frozenset({"chunk"}),
-    "sltt-k": frozenset({"K", "chunk"}),
-    "ottt-a": frozenset({"chunk"}),
-    "ottt-o": frozenset(),
+    "bptt": frozenset({"chunk", "remat", "bits"}),
+    "tbptt": frozenset({"window", "online", "remat", "bits"}),
+    "local": frozenset({"block_size", "remat", "bits"}),
+    "tbptt-local": frozenset({"window", "block_size", "online", "remat", "bits"}),
+    "sltt": frozenset({"chunk", "bits"}),
+    "sltt-k": frozenset({"K", "chunk", "bits"}),
+    "ottt-a": frozenset({"chunk", "bits"}),
+    "ottt-o": frozenset({"bits"}),
     "eprop": frozenset({"feedback"}),
     "ostl": frozenset(),
 }
 _ALL_RULE_PARAMS = frozenset().union(*RULE_PARAMS.values())
 _FLAG = {"window": "--window", "block_size": "--block-size", "K": "--K", "online": "--online",
-         "chunk": "--chunk", "remat": "--remat", "feedback": "--feedback"}
+         "chunk": "--chunk", "remat": "--remat", "bits": "--bits", "feedback": "--feedback"}
 # The model options of `train`, checked against the model factory's signature.
 _MODEL_OPTIONS = {"hidden": "--hidden", "width": "--width", "dropout": "--dropout",
                   "pool": "--pool"}
@@ -160,6 +160,10 @@ def _add_rule_args(p: argparse.ArgumentParser, d) -> None:
                    help="recompute the forward during the backward (docs/schedules.md: the "
                         "same gradient, memory O(√T) of the neuron states instead of O(T) "
                         "residuals, one more forward pass); bptt, tbptt, local, tbptt-local")
+    g.add_argument("--bits", action="store_true", default=None,
+                   help="keep the spikes that synapses read for their weight gradients as "
+                        "bits (docs/schedules.md: the same gradient, less memory, the time "
+                        "to pack them; not with --remat); every rule but eprop and ostl")
     g.add_argument("--feedback", choices=("symmetric", "random"), default=None,
                    help="e-prop's learning signal: the output error through the readout's "
                         "transposed weights (symmetric) or fixed random matrices (random); "

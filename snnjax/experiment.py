@@ -59,6 +59,7 @@ class TrainConfig:
     chunk: int | None = None
     remat: bool = False
     feedback: str = "symmetric"  # e-prop's learning signal: "symmetric" or "random"
+    bits: bool = False
     # model options
     hidden: tuple[int, ...] = (128,)
     width: float = 1.0
@@ -99,7 +100,7 @@ class TrainConfig:
 def make_rule(cfg: TrainConfig) -> rules.Rule:
     return rules.by_name(
         cfg.rule, window=cfg.window, block_size=cfg.block_size, K=cfg.K, online=cfg.online,
-        chunk=cfg.chunk, remat=cfg.remat, feedback=cfg.feedback,
+        chunk=cfg.chunk, remat=cfg.remat, bits=cfg.bits, feedback=cfg.feedback,
     )
 
 

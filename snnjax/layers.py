@@ -26,6 +26,7 @@ import jax.numpy as jnp
 from snnjax.convolution import conv2d
 from snnjax.normalization import batch_norm, batch_stats
 from snnjax.pooling import avg_pool, max_pool
+from snnjax.spikes import PooledSpikes, check_storage, stored_op, stored_pooled_op
 
 __all__ = [
     "Dense",
@@ -114,14 +115,23 @@ def presynaptic_trace(decay: float, trace: jax.Array, xs: jax.Array) -> jax.Arra
 
 
 def _synapse(module: nn.Module, op: Callable, xs: jax.Array, kernel: jax.Array,
-             fold_time: bool) -> jax.Array:
-    """``op`` on every step of the chunk ``xs [C, B, ...]`` at once, traced under OTTT.
+             fold_time: bool, before_pool: PooledSpikes | None = None) -> jax.Array:
+    """``op`` on every step of the chunk ``xs [C, B, ...]`` at once, traced under OTTT, its
+    input otherwise stored as ``module.input_storage`` says (:mod:`snnjax.spikes`).
 
     ``fold_time``: ``op`` needs time folded into the batch (conv); a dense op takes any
-    leading axes as they are.
+    leading axes as they are. ``before_pool``: the spikes ``xs`` was average-pooled from,
+    which ``"bits_before_pool"`` stores (without them, ``xs`` is stored as it is).
     """
     traced = (module.traced and module.is_mutable_collection("trace")
               and not module.is_initializing())
+    storage = module.input_storage
+    check_storage(storage, f"synapse '{'/'.join(module.path)}'")
+    pooled = not traced and storage == "bits_before_pool" and before_pool is not None
+    if pooled:
+        op = functools.partial(_pooled_op, op, before_pool)
+    elif not traced and storage in ("bits", "bytes"):
+        op = functools.partial(stored_op, op, storage)
     if traced:
         if xs.ndim < 3:
             raise ValueError(f"a traced synapse expects a chunk [C, B, ...], got {xs.shape}")
@@ -134,6 +144,10 @@ def _synapse(module: nn.Module, op: Callable, xs: jax.Array, kernel: jax.Array,
     if traced:
         return unfold(traced_op(op, fold(xs), fold(traces), kernel), chunk)
     return unfold(op(fold(xs), kernel), chunk)
+
+
+def _pooled_op(op, before_pool, x, kernel):
+    return stored_pooled_op(op, x, before_pool, kernel)
 
 
 # ---------------------------------------------------------------------------- synapses
@@ -194,7 +208,16 @@ def _dense_op(x, kernel):
 
 class Dense(nn.Module):
     """Dense synapse ``[..., D] -> [..., features]`` (a chunk ``[C, B, D]`` in a model),
-    optionally scaled-WS and traced."""
+    optionally scaled-WS and traced.
+
+    ``input_storage``: how the input is kept for the weight gradient, ``"float"`` or, for
+    an input that is a spike train (each value 0 or one number), ``"bits"`` / ``"bytes"``
+    (:mod:`snnjax.spikes`; a value that is not a spike makes the weight gradient NaN), or
+    for an input that is the average pool of a spike train, ``"bits_before_pool"``: the
+    spikes given as ``before_pool`` are kept as bits (without them, the input as it is).
+    The rules' engine honours it under a rule with ``bits=True`` and otherwise runs the
+    model with ``"float"`` everywhere (docs/schedules.md, spikes as bits).
+    """
 
     features: int
     use_bias: bool = True
@@ -203,11 +226,12 @@ class Dense(nn.Module):
     bias_init: Initializer = nn.initializers.zeros
     traced: bool = True
     trace_decay: float = 0.5
+    input_storage: str = "float"
 
     @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
+    def __call__(self, x: jax.Array, before_pool: PooledSpikes | None = None) -> jax.Array:
         kernel = _kernel(self, (x.shape[-1], self.features))
-        y = _synapse(self, _dense_op, x, kernel, fold_time=False)
+        y = _synapse(self, _dense_op, x, kernel, fold_time=False, before_pool=before_pool)
         if self.use_bias:
             y = y + self.param("bias", self.bias_init, (self.features,))
         return y
@@ -219,7 +243,8 @@ def _conv_op(x, kernel, *, strides, padding):
 
 
 class Conv(nn.Module):
-    """2-D conv synapse ``[C, B, H, W, Ci] -> [C, B, H', W', features]`` (HWIO kernel)."""
+    """2-D conv synapse ``[C, B, H, W, Ci] -> [C, B, H', W', features]`` (HWIO kernel);
+    ``input_storage`` as :class:`Dense`'s."""
 
     features: int
     kernel_size: int = 3
@@ -231,9 +256,10 @@ class Conv(nn.Module):
     bias_init: Initializer = nn.initializers.zeros
     traced: bool = True
     trace_decay: float = 0.5
+    input_storage: str = "float"
 
     @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
+    def __call__(self, x: jax.Array, before_pool: PooledSpikes | None = None) -> jax.Array:
         if x.ndim != 5:
             raise ValueError(f"Conv expects a chunk [C, B, H, W, Ci], got shape {x.shape}")
         k = self.kernel_size
@@ -242,7 +268,7 @@ class Conv(nn.Module):
         if isinstance(pad, int):
             pad = ((pad, pad), (pad, pad))
         op = functools.partial(_conv_op, strides=(self.strides, self.strides), padding=pad)
-        y = _synapse(self, op, x, kernel, fold_time=True)
+        y = _synapse(self, op, x, kernel, fold_time=True, before_pool=before_pool)
         if self.use_bias:
             y = y + self.param("bias", self.bias_init, (self.features,))
         return y

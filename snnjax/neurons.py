@@ -126,6 +126,9 @@ class SpikingNeuron(nn.Module):
 
     #: Whether the leak λ is fixed (OTTT's traces need it, docs/rules.md).
     fixed_decay: ClassVar[bool] = True
+    #: Whether every output is 0 or 1 (a spike): the synapses after the neuron then keep
+    #: their input as bits (:mod:`snnjax.spikes`). A neuron with graded outputs sets False.
+    binary_output: ClassVar[bool] = True
     #: Whether the neuron's memory decays with the one time constant λ (OTTT's traces need
     #: it; ALIF's adaptation has a second one, docs/rules.md).
     one_time_constant: ClassVar[bool] = True

@@ -20,6 +20,7 @@ from jax.sharding import Mesh
 from snnjax.distributed import DataParallel
 from snnjax.losses import Loss, per_step
 from snnjax.rules.base import Rule
+from snnjax.spikes import check_spike_inputs
 
 __all__ = ["TrainState", "Trainer", "validate_batch", "predict", "all_finite", "check_finite"]
 
@@ -213,6 +214,7 @@ class Trainer:
         )
         self.data_parallel = None if self.mesh is None else DataParallel(self.mesh)
         self._num_classes = None
+        self._spikes_checked = False
         self._step = self._jit_step()
         # Initialise under one jit (one compilation rather than one per op); data parallel,
         # straight into replicated arrays on the mesh.
@@ -273,12 +275,24 @@ class Trainer:
         ``rule.value_and_grad``'s ``aux.head_losses``) and ``accuracy`` of the batch, and
         the health flags ``inputs_finite`` and ``update_finite`` (give them to
         :func:`check_finite`). ``ts`` is donated: do not use it afterwards.
+
+        Under a rule that keeps spikes as bits (``bits=True``: ``rule.plan(T).stores_bits``),
+        the first checked step also runs the forward pass once to refuse a value that is not
+        a spike where the model declares spikes, naming the synapse
+        (:func:`snnjax.spikes.check_spike_inputs`); other rules keep floats and take any
+        values.
         """
         if check:
             self.check(xs, ys)
         elif self.data_parallel is not None:
             self.data_parallel.check_batch_size(np.shape(ys)[0])
-        return self._step(ts, *self._shard(xs, ys))
+        xs, ys = self._shard(xs, ys)
+        if check and not self._spikes_checked:
+            # Once: synapses that store their input as bits get spikes (snnjax.spikes).
+            if self.rule.plan(np.shape(xs)[0]).stores_bits:
+                check_spike_inputs(self.model, {"params": ts.params, **ts.state}, xs)
+            self._spikes_checked = True
+        return self._step(ts, xs, ys)
 
     def predict(self, ts: TrainState, xs) -> jax.Array:
         """Summed logits ``[B, C]`` of the readout (on every process, data parallel)."""

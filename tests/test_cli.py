@@ -217,3 +217,25 @@ def test_every_option_is_described(path):
     undescribed = [a.option_strings[0] for a in _options(_parser(path))
                    if not (a.help and a.help.strip())]
     assert not undescribed, f"snnjax {' '.join(path)}: no help for {undescribed}"
+
+
+def test_cli_bits_reaches_the_rule(monkeypatch, capsys):
+    # --bits (docs/schedules.md, spikes as bits) is the rules' bits=True, as --remat is
+    # remat=True; without it the rule keeps floats; with --remat it is refused.
+    from snnjax import cli, experiment, rules
+
+    seen = []
+    monkeypatch.setattr(experiment, "train_and_evaluate",
+                        lambda cfg, progress: seen.append(experiment.make_rule(cfg))
+                        or (_ for _ in ()).throw(SystemExit(0)))
+    for argv, want in [(["--rule", "bptt", "--bits"], rules.bptt(bits=True)),
+                       (["--rule", "sltt", "--chunk", "4", "--bits"],
+                        rules.sltt(chunk=4, bits=True)),
+                       (["--rule", "tbptt-local", "--window", "3", "--bits"],
+                        rules.local(rules.tbptt(3, bits=True), block_size=1)),
+                       (["--rule", "bptt"], rules.bptt())]:
+        with pytest.raises(SystemExit):
+            cli.main(["train", *argv, "--no-progress"])
+        assert seen.pop() == want
+    assert cli.main(["train", "--rule", "bptt", "--bits", "--remat", "--no-progress"]) == 2
+    assert "bits and remat" in capsys.readouterr().err and not seen

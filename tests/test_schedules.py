@@ -12,10 +12,12 @@ from snnjax import bench, cli, cost, models, rules
 from snnjax.train import Trainer
 from test_rules_identities import LOSS, NEURON, T, B, D, C, H1, H2, TOL, to64
 
-# One rule of each kind of schedule (the kept route: pieces and remat; the cut route: chunks);
-# tests/test_engine.py and tests/test_remat.py check each schedule on every rule.
+# One rule of each kind of schedule (the kept route: pieces, bits and remat; the cut route:
+# chunks and bits); tests/test_engine.py, tests/test_remat.py and tests/test_spikes.py check
+# each schedule on every rule.
 RULES = {
     "tbptt": rules.tbptt(3),
+    "sltt": rules.sltt(chunk=T),
     "sltt_k": rules.sltt_k(2, steps=(1, 3), chunk=T),
 }
 
@@ -25,6 +27,7 @@ def test_every_schedule_has_the_rules_gradient(name):
     rule = RULES[name]
     schedules = rule.schedules(T)
     assert schedules[0] == rule and len(set(schedules)) == len(schedules) > 1
+    assert any(s.temporal.bits for s in schedules)
     with jax.enable_x64(True):
         model = models.mlp(C, (H1, H2), neuron=NEURON)
         xs = jax.random.uniform(jax.random.key(0), (T, B, D), jnp.float64, 0.0, 2.0)
@@ -51,15 +54,40 @@ def test_schedules_go_from_least_work_to_least_memory():
     assert all(s.block_size == 2 for s in local.schedules(12))
 
 
+def test_bits_come_before_remat_and_only_where_they_change_memory():
+    # Kept route: the per-step pieces (same work), then both with bits (packing), then
+    # remat (a second forward pass), which stores no spikes: no remat with bits.
+    bptt = rules.bptt
+    assert rules.bptt().schedules(12) == (
+        bptt(), bptt(chunk=1), bptt(bits=True), bptt(chunk=1, bits=True),
+        bptt(remat=True), bptt(chunk=1, remat=True))
+    assert rules.bptt(bits=True).schedules(12) == (
+        bptt(bits=True), bptt(chunk=1, bits=True), bptt(remat=True), bptt(chunk=1, remat=True))
+    assert not any(s.temporal.bits for s in rules.tbptt(1).schedules(12))  # one-step windows
+    # Cut route: each chunk of more than one step, then itself with bits; one-step chunks
+    # keep floats. SLTT-K's replay differentiates its K steps whatever the chunk.
+    sltt = rules.sltt
+    assert rules.sltt(chunk=4).schedules(12) == (
+        sltt(chunk=4), sltt(chunk=4, bits=True), sltt(chunk=2), sltt(chunk=2, bits=True),
+        sltt(chunk=1))
+    assert rules.sltt(chunk=4, bits=True).schedules(12) == (
+        sltt(chunk=4, bits=True), sltt(chunk=2, bits=True), sltt(chunk=1))
+    assert [s.temporal.bits for s in rules.sltt_k(2, chunk=2).schedules(12)] == [
+        False, True, False, True]
+    # OTTT keeps graded traces, not spikes: bits change nothing there.
+    assert not any(s.temporal.bits for s in rules.ottt(chunk=4).schedules(12))
+
+
 def test_schedule_rows_choose_the_first_that_fits():
-    memory = {"bptt": 900, "bptt[chunk=1]": 700, "bptt[remat]": 400, "bptt[chunk=1,remat]": 300}
+    memory = {"bptt": 900, "bptt[chunk=1]": 700, "bptt[bits]": 600, "bptt[chunk=1,bits]": 550,
+              "bptt[remat]": 400, "bptt[chunk=1,remat]": 300}
     fn = lambda rule, t, b: memory[rule.name]  # noqa: E731
     kw = dict(T=8, batch_size=4, input_shape=(6,), memory_fn=fn, log=lambda s: None)
     rows = bench.schedule_rows(None, rules.bptt(), budget=500, **kw)
     assert [r["rule"] for r in rows] == list(memory)
-    assert [r["chosen"] for r in rows] == [False, False, True, False]
-    assert [r["fits"] for r in rows] == [False, False, True, True]
-    assert [r["recomputes"] for r in rows] == [False, False, True, True]
+    assert [r["chosen"] for r in rows] == [False] * 4 + [True, False]
+    assert [r["fits"] for r in rows] == [False] * 4 + [True, True]
+    assert [r["recomputes"] for r in rows] == [False] * 4 + [True, True]
     assert not any(r["chosen"] for r in bench.schedule_rows(None, rules.bptt(), budget=10, **kw))
     with pytest.raises(ValueError, match="longer than the sequence"):
         bench.schedule_rows(None, rules.tbptt(9), budget=500, **kw)

@@ -7,7 +7,9 @@ from typing import Sequence
 from snnjax.models.base import SpikingSequential, trace_decay_of
 from snnjax.neuron import Adaptation, LIFParams
 from snnjax.neurons import ALIF
-from snnjax.recurrent import RecurrentDense
+# The module, not the class: snnjax.recurrent imports snnjax.models.base, so it may still
+# be initialising when this module loads.
+from snnjax import recurrent
 
 __all__ = ["rsnn", "rsnn_alif"]
 
@@ -43,7 +45,7 @@ def rsnn(
     units = []
     for i, h in enumerate(hidden):
         layer_neuron = neuron if adaptation is None else ALIF(neuron, adaptation)
-        units.append(RecurrentDense(h, neuron=layer_neuron, first=i == 0, norm=norm,
+        units.append(recurrent.RecurrentDense(h, neuron=layer_neuron, first=i == 0, norm=norm,
                                     dropout=dropout))
     return SpikingSequential(tuple(units), num_classes, readout_decay=trace_decay_of(neuron))
 

@@ -27,7 +27,8 @@ NAMES = ("bptt", "tbptt", "local", "tbptt-local", "sltt", "sltt-k", "ottt-a", "o
 
 def by_name(
     name: str, *, window: int = 2, block_size: int = 1, K: int = 1, online: bool = False,
-    chunk: int | None = None, remat: bool = False, feedback: str = "symmetric",
+    chunk: int | None = None, remat: bool = False, bits: bool = False,
+    feedback: str = "symmetric",
 ) -> Rule:
     """Build a rule from its CLI name and the rules' parameters.
 
@@ -35,17 +36,20 @@ def by_name(
     TBPTT(window), both with ``block_size``; ``sltt-k`` uses ``K``; ``chunk`` is the schedule
     of ``bptt``, ``sltt``, ``sltt-k`` and ``ottt-a``, ``remat`` that of ``bptt``, ``tbptt``
     and the local rules' inner rule (docs/schedules.md); the other rules refuse ``remat``.
-    ``eprop`` uses ``feedback`` (``"symmetric"`` or ``"random"``) and refuses ``chunk``.
+    ``bits`` (spikes kept as bits, docs/schedules.md) goes to every rule of the engine (the
+    local rules' inner rule). ``eprop`` uses ``feedback`` (``"symmetric"`` or ``"random"``);
+    ``eprop`` and ``ostl`` refuse ``chunk`` and ``bits``.
     """
     key = name.replace("_", "-").lower()
     if key == "bptt":
-        return bptt(chunk=chunk, remat=remat)
+        return bptt(chunk=chunk, remat=remat, bits=bits)
     if key == "tbptt":
-        return tbptt(window, online=online, remat=remat)
+        return tbptt(window, online=online, remat=remat, bits=bits)
     if key == "local":
-        return local(bptt(remat=remat), block_size=block_size)
+        return local(bptt(remat=remat, bits=bits), block_size=block_size)
     if key == "tbptt-local":
-        return local(tbptt(window, online=online, remat=remat), block_size=block_size)
+        return local(tbptt(window, online=online, remat=remat, bits=bits),
+                     block_size=block_size)
     if remat and key in NAMES:
         raise ValueError(
             f"rule {name} takes no remat: it recomputes the steps of a differentiated window "
@@ -53,19 +57,17 @@ def by_name(
             "time (lower its chunk for less memory; docs/schedules.md)"
         )
     if key == "sltt":
-        return sltt(chunk=chunk)
+        return sltt(chunk=chunk, bits=bits)
     if key == "sltt-k":
-        return sltt_k(K, chunk=chunk)
+        return sltt_k(K, chunk=chunk, bits=bits)
     if key == "ottt-a":
-        return ottt(online=False, chunk=chunk)
+        return ottt(online=False, chunk=chunk, bits=bits)
     if key == "ottt-o":
-        return ottt(online=True)
-    if key == "eprop":
+        return ottt(online=True, bits=bits)
+    if key in ("eprop", "ostl"):
         if chunk is not None:
             raise ValueError(f"rule {name} takes no chunk: it runs one step at a time")
-        return eprop(feedback=feedback)
-    if key == "ostl":
-        if chunk is not None:
-            raise ValueError(f"rule {name} takes no chunk: it runs one step at a time")
-        return ostl()
+        if bits:
+            raise ValueError(f"rule {name} takes no bits: its eligibility traces are graded")
+        return eprop(feedback=feedback) if key == "eprop" else ostl()
     raise ValueError(f"unknown rule {name!r}; choose one of {', '.join(NAMES)}")

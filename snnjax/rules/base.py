@@ -240,6 +240,13 @@ class Temporal(Rule):
         steps (:func:`snnjax.rules.engine.remat_segment`), and each segment's forward is run
         again, once, when its backward needs it. The same gradient; memory O(√window)
         instead of O(window), for one more forward pass (docs/schedules.md).
+      bits: keep the spike trains that synapses read for their weight gradients as bits
+        (:mod:`snnjax.spikes`; where the model says an input is one, its ``input_storage``)
+        instead of floats: the same gradient, less memory where several steps' residuals
+        are stored, and the time to pack and unpack them (docs/schedules.md, spikes as
+        bits). Where bits save nothing the engine keeps floats: a one-step chunk of the
+        cut route, OTTT's traces. Not with ``remat``, whose recomputed steps store no
+        spikes.
     """
 
     window: int | None = None
@@ -249,6 +256,7 @@ class Temporal(Rule):
     steps: tuple[int, ...] | None = None
     chunk: int | None = None
     remat: bool = False
+    bits: bool = False
 
     def __post_init__(self):
         if self.window is not None:
@@ -257,6 +265,13 @@ class Temporal(Rule):
             _positive_int(self.chunk, "chunk")
         if not isinstance(self.remat, bool):
             raise ValueError(f"remat must be True or False, got {self.remat!r}")
+        if not isinstance(self.bits, bool):
+            raise ValueError(f"bits must be True or False, got {self.bits!r}")
+        if self.bits and self.remat:
+            raise ValueError(
+                "bits and remat: a recomputed window stores no spikes (only the neurons' "
+                "potentials), so there are no bits to keep: choose one (docs/schedules.md)"
+            )
         if self.remat and self.cut:
             raise ValueError(
                 "remat recomputes the steps of a differentiated window (bptt, tbptt); "
@@ -286,7 +301,7 @@ class Temporal(Rule):
         if not self.cut:
             base = "bptt" if self.window is None else f"tbptt(k={self.window})"
             schedule = ([] if self.chunk is None else [f"chunk={self.chunk}"]) + (
-                ["remat"] if self.remat else [])
+                ["bits"] if self.bits else []) + (["remat"] if self.remat else [])
             return f"{base}[{','.join(schedule)}]" if schedule else base
         args = []
         if self.K is not None:
@@ -298,6 +313,8 @@ class Temporal(Rule):
             base = "ottt_a" if self.traces else "sltt"
         if self.chunk is not None:
             args.append(f"chunk={self.chunk}")
+        if self.bits:
+            args.append("bits")
         return f"{base}({','.join(args)})" if args else base
 
     @property
@@ -320,9 +337,13 @@ class Temporal(Rule):
 
     def schedules(self, T: int) -> tuple[Rule, ...]:
         """:meth:`Rule.schedules`. For the cut rules: the chunk halved down to 1 step, each a
-        smaller unit of differentiation (memory O(chunk)), the same work. For BPTT and TBPTT:
-        the window as per-step pieces (least temporaries, the same work), then ``remat``
-        (one more forward pass, O(√window) states), then both."""
+        smaller unit of differentiation (memory O(chunk)), the same work; a chunk of more
+        than one step followed by itself with ``bits`` (its residuals packed, at the chunk's
+        speed). For BPTT and TBPTT: the window as per-step pieces (least temporaries, the
+        same work), then both with ``bits`` (packing the spikes), then ``remat`` (one more
+        forward pass, O(√window) states), then remat in per-step pieces. ``bits`` only
+        where they change memory: not at one-step chunks, not under OTTT's traces (which
+        are graded), not under remat."""
         if self.cut:
             chunks, c = [], min(self.chunk or 1, T)
             while True:
@@ -330,14 +351,27 @@ class Temporal(Rule):
                 if c == 1:
                     break
                 c = max(1, c // 2)
+            def packs_at(c: int) -> bool:
+                # SLTT-K's replay differentiates its K steps at once, whatever the chunk.
+                return not self.traces and (c > 1 or self.K is not None)
+
             found = [self if self.chunk in (None, chunks[0]) else
                      dataclasses.replace(self, chunk=chunks[0])]
-            found += [dataclasses.replace(self, chunk=c) for c in chunks[1:]]
+            for i, c in enumerate(chunks):
+                at = dataclasses.replace(self, chunk=c, bits=self.bits and packs_at(c))
+                if i:
+                    found.append(at)
+                if packs_at(c) and not self.bits:
+                    found.append(dataclasses.replace(at, bits=True))
         else:
             found = [self, dataclasses.replace(self, chunk=1)]
+            window = T if self.window is None else min(self.window, T)
+            if not self.bits and not self.remat and window > 1:
+                found += [dataclasses.replace(s, bits=True) for s in found]
             if not self.remat:
-                found += [dataclasses.replace(self, remat=True),
-                          dataclasses.replace(self, remat=True, chunk=1)]
+                plain = dataclasses.replace(self, bits=False)
+                found += [dataclasses.replace(plain, remat=True),
+                          dataclasses.replace(plain, remat=True, chunk=1)]
         return tuple(dict.fromkeys(found))
 
     def interval(self, T: int) -> int:
@@ -361,4 +395,4 @@ class Temporal(Rule):
             chunk = T if self.window is None else self.window
             apply = None if self.chunk is None else min(self.chunk, chunk)
         return Plan(chunk=chunk, apply=apply, cut=self.cut, traces=self.traces, K=self.K,
-                    steps=self.steps, remat=self.remat)
+                    steps=self.steps, remat=self.remat, bits=self.bits)

@@ -8,7 +8,7 @@ from snnjax.rules.base import Temporal
 __all__ = ["bptt"]
 
 
-def bptt(*, chunk: int | None = None, remat: bool = False) -> Temporal:
+def bptt(*, chunk: int | None = None, remat: bool = False, bits: bool = False) -> Temporal:
     """BPTT with surrogate gradients: ``jax.value_and_grad`` of the forward over all T.
 
     Every temporal route (``v[t-1] → u[t]``) is kept, so residuals of all T steps are stored:
@@ -28,5 +28,8 @@ def bptt(*, chunk: int | None = None, remat: bool = False) -> Temporal:
         state entering each segment of ``⌈√T⌉`` steps, and the backward runs each segment's
         forward again before differentiating it. The same gradient; memory O(√T) of the
         neuron states instead of O(T) residuals, for one more forward pass.
+      bits: keep the spikes that synapses read for their weight gradients as bits
+        (docs/schedules.md, spikes as bits): the same gradient, less memory, the time to
+        pack and unpack them. Not with ``remat``.
     """
-    return Temporal(chunk=chunk, remat=remat)
+    return Temporal(chunk=chunk, remat=remat, bits=bits)

@@ -34,6 +34,7 @@ from snnjax.losses import Loss
 from snnjax.neuron import POTENTIAL
 from snnjax.neurons import CUT, KEEP, REPLAY, Route, SpikingNeuron
 from snnjax.rules.walk import calls, take_state
+from snnjax.spikes import float_residuals
 
 __all__ = [
     "Plan", "Stage", "Aux", "run", "route", "init_carry", "piece_length", "resolve_pieces",
@@ -97,6 +98,9 @@ class Plan:
       remat: a chunk of the kept route stores, for its backward, only the carry entering
         each segment of :func:`remat_segment` steps, and recomputes each segment's forward
         during the backward (docs/schedules.md, recomputation).
+      bits: synapses whose input the model declares a spike train keep it as bits for the
+        backward (:mod:`snnjax.spikes`) where that saves memory (:attr:`stores_bits`);
+        False: every stage keeps floats (:func:`_float_stage`).
     """
 
     chunk: int
@@ -107,6 +111,16 @@ class Plan:
     steps: tuple[int, ...] | None = None
     online: bool = False
     remat: bool = False
+    bits: bool = False
+
+    @property
+    def stores_bits(self) -> bool:
+        """Whether some stage keeps spikes as bits: with :attr:`bits`, a differentiated
+        chunk of more than one step (SLTT-K's replay of its K steps) that is not
+        recomputed. A one-step chunk's residuals live for that step's backward alone, and a
+        recomputed one stores only potentials: packing there would add work, save
+        nothing."""
+        return self.bits and not self.remat and (self.K is not None or self.chunk > 1)
 
     @property
     def transient(self) -> tuple[str, ...]:
@@ -326,6 +340,9 @@ def run(
     def stage_fn(stage, p_s, carry, x, r_s, mutable_extra=()):
         """(loss, (features, Σ_c logits, new carry, extra collections)) of one stage."""
         p_used = standardize_params(p_s) if online else p_s
+        recomputed = plan.remat and r_s.kind == "keep"
+        if not plan.bits or recomputed or (r_s.kind == "cut" and x.shape[0] == 1):
+            stage = _float_stage(stage)
 
         def apply(carry, xc):
             (feat, logits), new = stage.apply(
@@ -339,7 +356,7 @@ def run(
             return new_carry, (feat, logits, {k: new[k] for k in mutable_extra if k in new})
 
         piece = x.shape[0] if plan.cut else plan.apply  # a cut chunk is one application
-        if plan.remat and r_s.kind == "keep":
+        if recomputed:
             carry, (feat, logits) = _apply_recomputed(
                 jax.checkpoint(apply, policy=_SAVE_POTENTIALS), carry, x, piece,
                 remat_segment(x.shape[0]))
@@ -463,6 +480,17 @@ def _apply_in_pieces(apply, carry, x, piece: int):
 #: without running a feed-forward synapse again (a recurrent one, inside the neuron's scan,
 #: runs again).
 _SAVE_POTENTIALS = jax.checkpoint_policies.save_only_these_names(POTENTIAL)
+
+
+def _float_stage(stage: Stage) -> Stage:
+    """``stage`` with its synapses' inputs kept as floats
+    (:func:`snnjax.spikes.float_residuals`; the same gradient): every stage of a plan
+    without :attr:`Plan.bits`, and, with them, where bits would save nothing: a recomputed
+    stage (under :data:`_SAVE_POTENTIALS` a synapse's residual is not
+    stored but redone in the backward from the potentials), and a one-step chunk of a cut
+    route (its residuals live for that step's backward alone). Packing there only adds
+    work and its temporaries (reading the spikes before a pool at full resolution)."""
+    return dataclasses.replace(stage, module=float_residuals(stage.module))
 
 
 def _apply_recomputed(apply, carry, x, piece: int, segment: int):

@@ -42,7 +42,7 @@ class Online(Rule):
     def name(self) -> str:
         t = _temporal(self.inner)
         if t.traces and self.inner is t:
-            return "ottt_o"
+            return "ottt_o(bits)" if t.bits else "ottt_o"
         return f"{self.inner.name},online"
 
     @property

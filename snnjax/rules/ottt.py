@@ -7,7 +7,8 @@ from snnjax.rules.base import Rule, Temporal
 __all__ = ["ottt", "ottt_a", "ottt_o"]
 
 
-def ottt(*, online: bool = False, chunk: int | None = None, remat: bool = False) -> Rule:
+def ottt(*, online: bool = False, chunk: int | None = None, remat: bool = False,
+         bits: bool = False) -> Rule:
     """OTTT: SLTT's per-step gradient with presynaptic traces in the weight gradient.
 
     Every traced synapse keeps ``â[t] = λ·â[t-1] + s[t]`` of its input (no gradient) and
@@ -25,8 +26,11 @@ def ottt(*, online: bool = False, chunk: int | None = None, remat: bool = False)
         uses the updated weights, state and traces carry over): always one step per chunk.
       chunk: OTTT_A's steps per chunk (as :func:`snnjax.rules.sltt`); not with online.
       remat: refused (ValueError), as for :func:`snnjax.rules.sltt`.
+      bits: as for :func:`snnjax.rules.sltt`, taken for every rule alike; but every
+        synapse after a neuron keeps its presynaptic trace, which is graded, so under
+        OTTT the bits change nothing.
     """
-    rule = Temporal(cut=True, traces=True, chunk=chunk, remat=remat)
+    rule = Temporal(cut=True, traces=True, chunk=chunk, remat=remat, bits=bits)
     if online:
         from snnjax.rules.online import online as online_
 

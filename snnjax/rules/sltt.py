@@ -12,7 +12,7 @@ from snnjax.rules.base import Temporal
 __all__ = ["sltt", "sltt_k", "select_steps"]
 
 
-def sltt(*, chunk: int | None = None, remat: bool = False) -> Temporal:
+def sltt(*, chunk: int | None = None, remat: bool = False, bits: bool = False) -> Temporal:
     """SLTT: drop every temporal route of backprop, ``u[t] = λ·sg(v[t-1]) + I[t]``.
 
     ``∇W_l = Σ_t δ_l[t]·s_{l-1}[t]ᵀ`` with δ purely spatial; one optimizer step per batch.
@@ -26,8 +26,12 @@ def sltt(*, chunk: int | None = None, remat: bool = False) -> Temporal:
       remat: refused (ValueError): each chunk is differentiated on its own and nothing is
         kept across chunks, so there is nothing to recompute; a smaller chunk is the way
         to less memory.
+      bits: keep the spikes that synapses read for their weight gradients as bits
+        (docs/schedules.md, spikes as bits) in chunks of more than one step: the same
+        gradient, less memory, the time to pack and unpack them. A one-step chunk keeps
+        floats (its residuals live for one step's backward).
     """
-    return Temporal(cut=True, chunk=chunk, remat=remat)
+    return Temporal(cut=True, chunk=chunk, remat=remat, bits=bits)
 
 
 def select_steps(key, T: int, K: int) -> jax.Array:
@@ -37,7 +41,7 @@ def select_steps(key, T: int, K: int) -> jax.Array:
 
 
 def sltt_k(K: int, *, steps: Sequence[int] | None = None, chunk: int | None = None,
-           remat: bool = False) -> Temporal:
+           remat: bool = False, bits: bool = False) -> Temporal:
     """SLTT-K: as SLTT, but backward only at K steps drawn per batch (the same for the batch).
 
     A forward pass over all T steps (no differentiation; it advances neuron state and
@@ -54,6 +58,9 @@ def sltt_k(K: int, *, steps: Sequence[int] | None = None, chunk: int | None = No
         (split once, its second half selecting the steps; dropout uses the key itself).
       chunk: steps per chunk of the forward pass (memory O(chunk), faster when larger).
       remat: refused (ValueError), as for :func:`sltt`.
+      bits: keep the spikes that the replay's synapses read for their weight gradients as
+        bits (docs/schedules.md, spikes as bits): the same gradient, less memory for the K
+        replayed steps.
     """
     return Temporal(cut=True, K=K, steps=None if steps is None else tuple(steps), chunk=chunk,
-                    remat=remat)
+                    remat=remat, bits=bits)

@@ -8,7 +8,7 @@ __all__ = ["tbptt"]
 
 
 def tbptt(k: int, *, online: bool = False, chunk: int | None = None,
-          remat: bool = False) -> Rule:
+          remat: bool = False, bits: bool = False) -> Rule:
     """TBPTT(k): split T into windows of ``k`` steps; BPTT inside, ``stop_gradient`` on all
     carried state at every boundary; gradients summed over windows.
 
@@ -24,8 +24,10 @@ def tbptt(k: int, *, online: bool = False, chunk: int | None = None,
         None: pieces chosen from the model, at most the window.
       remat: recompute each window's forward in segments of ``⌈√k⌉`` steps during its
         backward (as :func:`bptt`): memory O(√k) of the neuron states, the same gradient.
+      bits: keep the spikes that synapses read for their weight gradients as bits (as
+        :func:`bptt`); nothing to keep at k = 1. Not with ``remat``.
     """
-    rule = Temporal(window=k, chunk=chunk, remat=remat)
+    rule = Temporal(window=k, chunk=chunk, remat=remat, bits=bits)
     if online:
         from snnjax.rules.online import online as online_
 

@@ -30,8 +30,9 @@ Commands:
     python -m experiments.run recurrent --preset small --out experiments/results
     python -m experiments.run recurrent --preset paper --out results/   # longer, GPU
 
-Runtime: ``small``: 7 runs at T = 24, 12 epochs each, and the memory of every run's step
-compiled at T = 8, 16, 32, 64, about 6 minutes on 2 shared CPU cores (measured: 5.6).
+Runtime: ``small``: 11 runs at T = 24, 12 epochs each, and the memory of every run's step
+compiled at T = 8, 16, 32, 64, about 8 minutes on 2 CPU cores (measured: 5.6 for the seven
+runs before e-prop, on a shared machine, and 1.9 for the four e-prop runs).
 ``paper`` (not run here): the same table at T = 48 (a delay of 14 steps), 256 neurons,
 50 epochs.
 """

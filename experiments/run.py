@@ -137,7 +137,6 @@ def run_experiment(
         if merge and os.path.exists(path):
             with open(path) as f:
                 payload["runs"] = json.load(f).get("runs", [])
-    t_start = time.perf_counter()
     for i, run in enumerate(exp.runs):
         log(f"[{exp.name} {i + 1}/{len(exp.runs)}] {run.key}: {run.config.rule}")
         t0 = time.perf_counter()
@@ -153,7 +152,8 @@ def run_experiment(
             payload["runs"][done[0]] = entry
         else:
             payload["runs"].append(entry)
-        payload["wall_time_s"] = time.perf_counter() - t_start
+        # Every run's own time: with --only, the runs kept from an earlier invocation too.
+        payload["wall_time_s"] = sum(e.get("wall_time_s", 0.0) for e in payload["runs"])
         log(f"    test accuracy {100 * result['final_test_accuracy']:.1f} %, "
             f"step memory {result['compiled_memory_bytes'] / 2**20:.2f} MiB, "
             f"{entry['wall_time_s']:.0f} s")

@@ -25,6 +25,7 @@ import jax
 from snnjax import cost, models, rules
 from snnjax.rules import engine
 from snnjax.train import Trainer
+from result_rows import record
 
 OUT = Path(__file__).resolve().parent / "results" / "remat_memory.json"
 
@@ -66,11 +67,7 @@ def main(argv=None) -> int:
                    "segment": (engine.remat_segment(T) if rule.plan(T).remat else None),
                    **m, "total_bytes": m["memory_bytes"] - m["alias_bytes"],
                    "forward_macs": fwd, "backward_macs": bwd, "recomputed_macs": rec}
-            key = (row["target"], row["rule"], T, args.batch_size, row["segment"])
-            rows = [r for r in rows if (r["target"], r["rule"], r["T"], r["batch_size"],
-                                        r["segment"]) != key]
-            rows.append(row)
-            OUT.write_text(json.dumps(rows, indent=1) + "\n")
+            rows = record(OUT, rows, row, ("target", "rule", "T", "batch_size", "segment"))
             print(f"{row['target']:8s} T={T:3d} {rule.name:14s} segment {row['segment']} "
                   f"{row['total_bytes'] / 2**20:9.1f} MiB  MACs ×"
                   f"{(fwd + bwd + rec) / (fwd + bwd):.3f}", flush=True)

@@ -27,6 +27,7 @@ import jax
 
 from snnjax import cost, models, rules
 from snnjax.train import Trainer
+from result_rows import record
 
 OUT = Path(__file__).resolve().parent / "results" / "spikes_memory.json"
 STORAGES = ("float", "bits, pooled float", "bits")
@@ -112,12 +113,7 @@ def main(argv=None) -> int:
                        "batch_size": args.batch_size, "jax": jax.__version__,
                        "date": datetime.date.today().isoformat(), **m,
                        "total_bytes": m["memory_bytes"] - m["alias_bytes"]}
-                key = (row["target"], rule.name, storage, args.T, args.batch_size)
-                rows = [r for r in rows if (r["target"], r["rule"], r["storage"], r["T"],
-                                            r["batch_size"]) != key]
-                rows.append(row)
-                OUT.parent.mkdir(parents=True, exist_ok=True)
-                OUT.write_text(json.dumps(rows, indent=1) + "\n")
+                rows = record(OUT, rows, row, ("target", "rule", "storage", "T", "batch_size"))
                 print(f"{row['target']:8s} {run.name:16s} {storage:20s} "
                       f"{row['total_bytes'] / 2**20:9.1f} MiB", flush=True)
                 jax.clear_caches()

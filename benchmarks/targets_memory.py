@@ -21,6 +21,7 @@ import jax
 
 from snnjax import cost, models, rules
 from snnjax.train import Trainer
+from result_rows import record
 
 OUT = Path(__file__).resolve().parent / "results" / "targets_memory.json"
 
@@ -55,11 +56,7 @@ def main(argv=None) -> int:
                 m = cost.step_memory(trainer, xs, ys, target=target)
                 row = {"net": net, "rule": rule.name, "T": T, "batch_size": args.batch_size,
                        **m, "total_bytes": m["memory_bytes"] - m["alias_bytes"]}
-                key = (row["target"], net, rule.name, T, args.batch_size)
-                rows = [r for r in rows
-                        if (r["target"], r["net"], r["rule"], r["T"], r["batch_size"]) != key]
-                rows.append(row)
-                OUT.write_text(json.dumps(rows, indent=1) + "\n")
+                rows = record(OUT, rows, row, ("target", "net", "rule", "T", "batch_size"))
                 print(f"{row['target']:8s} {net:10s} {rule.name:20s} "
                       f"{row['total_bytes'] / 2**20:9.0f} MiB", flush=True)
                 jax.clear_caches()

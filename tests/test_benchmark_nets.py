@@ -3,6 +3,7 @@ benchmarks/peers.py both run. Its snnjax dense net computes the textbook LIF and
 count; both scripts' snnjax steps on it are the same computation; its synapse reads the raw
 input, so it is not traced (SPEC §3) and OTTT's gradient on it is SLTT's."""
 
+import json
 import sys
 from pathlib import Path
 
@@ -79,3 +80,15 @@ def test_both_scripts_run_the_same_dense_step():
     value, grads = f(params, jnp.asarray(data[2]), jnp.zeros((B,), jnp.int32))
     np.testing.assert_allclose(float(peer_value), float(value), rtol=1e-6)
     chex.assert_trees_all_close(peer_grads, grads, rtol=1e-5, atol=1e-6)
+
+
+def test_result_rows_replace_a_cell_measured_again(tmp_path):
+    from result_rows import record
+
+    path = tmp_path / "sub" / "rows.json"
+    key = ("target", "T")
+    rows = record(path, [], {"target": "h100", "T": 6, "bytes": 1}, key)
+    rows = record(path, rows, {"target": "cpu", "T": 6, "bytes": 2}, key)
+    rows = record(path, rows, {"target": "h100", "T": 6, "bytes": 3}, key)
+    assert json.loads(path.read_text()) == rows == [
+        {"target": "cpu", "T": 6, "bytes": 2}, {"target": "h100", "T": 6, "bytes": 3}]

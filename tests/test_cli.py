@@ -94,9 +94,15 @@ def bptt_two_layer(tmp_path_factory):
     return json.loads(out.read_text())["final_test_accuracy"]
 
 
-# On this MLP (no recurrent layer) OSTL is e-prop: its run only under -m slow.
-@pytest.mark.parametrize("rule", [pytest.param(r, marks=[pytest.mark.slow] if r == "ostl" else [])
-                                  for r in sorted(RULE_ARGS)])
+# Under -m slow only: OSTL (on this MLP, without a recurrent layer, it is e-prop) and e-prop's
+# random feedback (its gradient is checked in float64 by tests/test_eprop.py): each of the
+# two runs as long as three runs of the other rules.
+_SLOW_RUNS = {"ostl", "eprop-random"}
+
+
+@pytest.mark.parametrize("rule", [
+    pytest.param(r, marks=[pytest.mark.slow] if r in _SLOW_RUNS else [])
+    for r in sorted(RULE_ARGS)])
 def test_every_rule_trains_within_5_points_of_bptt(rule, bptt_two_layer, tmp_path):
     # Two hidden layers, so that Local (block size 1) really has two blocks.
     out = tmp_path / "r.json"

@@ -1,5 +1,6 @@
 """Test configuration: CPU only, 4 virtual host devices for data-parallel tests."""
 
+import importlib.util
 import os
 import shutil
 import tempfile
@@ -20,13 +21,14 @@ if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", "")
 if COMPILE_FAST not in os.environ["XLA_FLAGS"]:
     os.environ["XLA_FLAGS"] += " " + COMPILE_FAST
 
-# Many tests compile the same program (every CLI subprocess the default step, the memory
-# tests the steps other tests run): one persistent compilation cache for the whole run,
+# Tests compile some programs more than once (parametrised tests their shared baseline, the
+# memory tests steps other tests run): one persistent compilation cache for the whole run,
 # shared by the xdist workers (they inherit this environment from the controller) and their
-# subprocesses, removed at the end. A size limit turns on jax's file lock, so that two
-# workers never read an entry half written.
+# subprocesses, removed at the end; programs that compile in under 0.5 s are not worth an
+# entry. A size limit turns on jax's file lock (filelock, in the test extra), so that two
+# workers never read an entry half written; without filelock, no cache.
 _CACHE_ENV = "JAX_COMPILATION_CACHE_DIR"
-_OWN_CACHE = _CACHE_ENV not in os.environ
+_OWN_CACHE = _CACHE_ENV not in os.environ and importlib.util.find_spec("filelock") is not None
 if _OWN_CACHE:
     os.environ[_CACHE_ENV] = tempfile.mkdtemp(prefix="snnjax-tests-xla-cache-")
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")

@@ -38,7 +38,7 @@ from snnjax.spikes import float_residuals
 
 __all__ = [
     "Plan", "Stage", "Aux", "run", "route", "init_carry", "piece_length", "resolve_pieces",
-    "remat_segment", "PIECE_ROWS", "TRANSIENT",
+    "remat_segment", "chunk_loss", "PIECE_ROWS", "TRANSIENT",
 ]
 
 PyTree = Any
@@ -271,9 +271,10 @@ def _tree_add(a, b):
     return jax.tree.map(jnp.add, a, b)
 
 
-def _chunk_loss(loss: Loss, logits: jax.Array, ys: jax.Array, T: int) -> jax.Array:
-    """The loss of a chunk of logits ``[C, B, classes]``: Σ_c ℓ(o[c]) / T, or the rate loss
-    (one chunk of T)."""
+def chunk_loss(loss: Loss, logits: jax.Array, ys: jax.Array, T: int) -> jax.Array:
+    """The loss of a chunk of logits ``[C, B, classes]`` with labels ``ys [B]``:
+    Σ_c ℓ(o[c]) / T, or the rate loss (one chunk of T). A rule with its own loop (e-prop)
+    takes each step's loss from it, as the engine does."""
     if loss.kind == "rate":
         return loss.sequence(logits, ys)
     return jax.vmap(loss.step, in_axes=(0, None))(logits, ys).sum() / T
@@ -366,7 +367,7 @@ def run(
         else:
             carry, (feat, logits) = _apply_in_pieces(apply, carry, x, piece)
             extra = {}
-        value = _chunk_loss(loss, logits, ys, T)
+        value = chunk_loss(loss, logits, ys, T)
         return value, (feat, logits.sum(axis=0), carry, extra)
 
     def grad_chunk(p, carries, xw):

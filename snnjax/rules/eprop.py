@@ -41,7 +41,7 @@ from snnjax.losses import Loss
 from snnjax.neurons import LIF, SpikingNeuron
 from snnjax.recurrent import RecurrentDense
 from snnjax.rules.base import RULE_STATE, Rule, Temporal
-from snnjax.rules.engine import Aux, Plan, Stage, _chunk_loss
+from snnjax.rules.engine import Aux, Plan, Stage, chunk_loss
 from snnjax.rules.model_checks import check_batch
 from snnjax.rules.walk import calls
 
@@ -386,7 +386,7 @@ class EProp(Rule):
                     logits = module.apply({"params": p, **model_state}, x_t[None], train=True,
                                           rngs=rngs)
                 logits = logits + probe_y[None]
-                value = _chunk_loss(loss, logits, ys, T)
+                value = chunk_loss(loss, logits, ys, T)
                 return value, (logits[0], v.new_states, v.new_elig, v.tangents)
 
             y0 = jnp.zeros(logits_shape.shape[1:], logits_shape.dtype)

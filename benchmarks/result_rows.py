@@ -15,3 +15,12 @@ def record(path: Path, rows: list[dict], row: dict, key: tuple[str, ...]) -> lis
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(rows, indent=1) + "\n")
     return rows
+
+
+def memory_row(trainer, xs, ys, target, **fields) -> dict:
+    """``fields`` and the compiled memory of ``trainer``'s step for ``target``
+    (:func:`snnjax.cost.step_memory`), with ``total_bytes`` (donated buffers counted once)."""
+    from snnjax import cost
+
+    m = cost.step_memory(trainer, xs, ys, target=target)
+    return {**fields, **m, "total_bytes": m["memory_bytes"] - m["alias_bytes"]}

@@ -27,7 +27,7 @@ import jax
 
 from snnjax import cost, models, rules
 from snnjax.train import Trainer
-from result_rows import record
+from result_rows import memory_row, record
 
 OUT = Path(__file__).resolve().parent / "results" / "spikes_memory.json"
 STORAGES = ("float", "bits, pooled float", "bits")
@@ -107,12 +107,10 @@ def main(argv=None) -> int:
                 run = rule if storage == "float" else with_bits(rule)
                 trainer = Trainer(model_with(storage), run, cost.default_optimizer())
                 xs, ys = cost.abstract_batch(args.T, args.batch_size, (32, 32, 3))
-                m = cost.step_memory(trainer, xs, ys, target=target)
-                row = {"net": "vgg11_sws", "rule": rule.name, "storage": storage,
-                       "schedule": run.name, "T": args.T,
-                       "batch_size": args.batch_size, "jax": jax.__version__,
-                       "date": datetime.date.today().isoformat(), **m,
-                       "total_bytes": m["memory_bytes"] - m["alias_bytes"]}
+                row = memory_row(trainer, xs, ys, target, net="vgg11_sws", rule=rule.name,
+                                 storage=storage, schedule=run.name, T=args.T,
+                                 batch_size=args.batch_size, jax=jax.__version__,
+                                 date=datetime.date.today().isoformat())
                 rows = record(OUT, rows, row, ("target", "rule", "storage", "T", "batch_size"))
                 print(f"{row['target']:8s} {run.name:16s} {storage:20s} "
                       f"{row['total_bytes'] / 2**20:9.1f} MiB", flush=True)

@@ -21,7 +21,7 @@ import jax
 
 from snnjax import cost, models, rules
 from snnjax.train import Trainer
-from result_rows import record
+from result_rows import memory_row, record
 
 OUT = Path(__file__).resolve().parent / "results" / "targets_memory.json"
 
@@ -53,9 +53,8 @@ def main(argv=None) -> int:
                     continue
                 trainer = Trainer(model, rule, cost.default_optimizer())
                 xs, ys = cost.abstract_batch(T, args.batch_size, shape)
-                m = cost.step_memory(trainer, xs, ys, target=target)
-                row = {"net": net, "rule": rule.name, "T": T, "batch_size": args.batch_size,
-                       **m, "total_bytes": m["memory_bytes"] - m["alias_bytes"]}
+                row = memory_row(trainer, xs, ys, target, net=net, rule=rule.name, T=T,
+                                 batch_size=args.batch_size)
                 rows = record(OUT, rows, row, ("target", "net", "rule", "T", "batch_size"))
                 print(f"{row['target']:8s} {net:10s} {rule.name:20s} "
                       f"{row['total_bytes'] / 2**20:9.0f} MiB", flush=True)

@@ -42,7 +42,6 @@ from snnjax.neurons import LIF, SpikingNeuron
 from snnjax.recurrent import RecurrentDense
 from snnjax.rules.base import RULE_STATE, Rule, Temporal
 from snnjax.rules.engine import Aux, Plan, Stage, chunk_loss
-from snnjax.rules.model_checks import check_batch
 from snnjax.rules.walk import calls
 
 __all__ = ["EProp", "eprop", "FEEDBACK", "Layer", "LayerTangent", "survey"]
@@ -354,8 +353,7 @@ class EProp(Rule):
         """e-prop's own loop: one ``lax.scan`` over the T steps (see the module docstring);
         ``(loss, Aux, grads, params, opt_state)`` as :func:`~snnjax.rules.engine.run`, the
         optimizer applied once per batch by :meth:`Rule.update_with_aux`."""
-        check_batch(xs, ys)
-        module = stages[0].module
+        module = stages[0].module  # xs and ys were checked by Rule._prepare
         model_state = {k: v for k, v in state.items() if k != RULE_STATE}
         T = xs.shape[0]
         layers, st, logits_shape = survey(module, params, model_state,
